@@ -1,0 +1,7 @@
+/* version.h - the version of homeostatd and homeostat, one place for both. */
+#ifndef HS_VERSION_H
+#define HS_VERSION_H
+
+#define HS_VERSION "0.1.0"
+
+#endif
