@@ -1,0 +1,880 @@
+/* policy.c - the policy schema and loader of policy.h.
+ *
+ * The file format is these tables: each section of the YAML file is one struct sch_struct,
+ * each key one row with its type, default, range and doc line (docs/config.md says the same
+ * in prose; keep both in step). Checks that involve more than one key (unique names, min <=
+ * max, at least one selector) are the check hooks at the end of each table.
+ *
+ * Invariants of a loaded policy: names of targets and action classes are unique and match
+ * [a-z0-9_-]+; every target has a selector; protected paths are absolute; sysctl ranges have
+ * min <= max; fitness weights sum to more than zero.
+ */
+#include <fnmatch.h>
+#include <limits.h>
+#include <stddef.h>
+
+#include "safety/policy.h"
+#include "lib/yamltree.h"
+
+const char *const safe_mode_names[] = {"enforce", "dry_run", "observe", NULL};
+const char *const safe_approval_names[] = {"none", "notify", "require", NULL};
+
+#define MS_MIN	60000LL
+#define MS_HOUR 3600000LL
+#define MS_DAY	86400000LL
+
+/* ---- checks shared by the hooks ---- */
+
+static bool name_valid(const char *s)
+{
+	return *s && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(s);
+}
+
+static int check_name(struct sch_ctx *ctx, const struct yt_node *map, const char *field,
+		      const char *value)
+{
+	if (!value || !sch_ok(ctx, field) || name_valid(value))
+		return 0;
+	return sch_error(ctx, yt_map_get(map, field), "'%s' must match [a-z0-9_-]+, not '%s'",
+			 field, value);
+}
+
+/* Reports a name used twice among the mappings of list (by their key "name"). */
+static void check_unique(struct sch_ctx *ctx, const struct yt_node *list, const char *what)
+{
+	if (!list || list->kind != YT_SEQUENCE)
+		return;
+	for (size_t i = 0; i < list->n; i++) {
+		const struct yt_node *a = yt_map_get(list->items[i], "name");
+
+		if (!a || a->kind != YT_SCALAR || yt_is_null(a))
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const struct yt_node *b = yt_map_get(list->items[j], "name");
+
+			if (b && b->kind == YT_SCALAR && streq(a->str, b->str)) {
+				sch_error(ctx, a,
+					  "duplicate %s name '%s', first at line %u column %u",
+					  what, a->str, b->line, b->col);
+				break;
+			}
+		}
+	}
+}
+
+static void check_abs_paths(struct sch_ctx *ctx, const struct yt_node *list, const char *field)
+{
+	if (!list || list->kind != YT_SEQUENCE)
+		return;
+	for (size_t i = 0; i < list->n; i++) {
+		const struct yt_node *it = list->items[i];
+
+		if (it->kind == YT_SCALAR && it->len && it->str[0] != '/')
+			sch_error(ctx, it, "each item of '%s' must be an absolute path, not '%s'",
+				  field, it->str);
+	}
+}
+
+static bool sysctl_name_valid(const char *s)
+{
+	return *s && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_.-/*") == strlen(s);
+}
+
+/* ---- protected ---- */
+
+static int sysctl_range_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	struct safe_sysctl_range *r = obj;
+
+	if (r->name && sch_ok(ctx, "name") && !sysctl_name_valid(r->name))
+		sch_error(ctx, yt_map_get(map, "name"), "'name' is not a sysctl name: '%s'",
+			  r->name);
+	if (sch_ok(ctx, "min") && sch_ok(ctx, "max") && r->min > r->max)
+		sch_error(ctx, yt_map_get(map, "min"),
+			  "'min' (%lld) must not be greater than 'max' (%lld)", (long long)r->min,
+			  (long long)r->max);
+	return 0;
+}
+
+static const struct sch_field sysctl_range_fields[] = {
+    {.name = "name",
+     .type = SCH_STRING,
+     .offset = offsetof(struct safe_sysctl_range, name),
+     .required = true,
+     .min = 1,
+     .max = 256,
+     .doc = "sysctl name, dotted (vm.swappiness) or with slashes (vm/swappiness)"},
+    {.name = "min",
+     .type = SCH_INT,
+     .offset = offsetof(struct safe_sysctl_range, min),
+     .required = true,
+     .doc = "smallest value the agent may write"},
+    {.name = "max",
+     .type = SCH_INT,
+     .offset = offsetof(struct safe_sysctl_range, max),
+     .required = true,
+     .doc = "largest value the agent may write"},
+};
+
+static const struct sch_struct sysctl_range_schema = {
+    .name = "sysctl_range",
+    .size = sizeof(struct safe_sysctl_range),
+    .fields = sysctl_range_fields,
+    .nfields = ARRAY_SIZE(sysctl_range_fields),
+    .check = sysctl_range_check,
+};
+
+static int protected_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	const struct yt_node *deny = yt_map_get(map, "sysctl_deny");
+
+	check_abs_paths(ctx, yt_map_get(map, "paths"), "paths");
+	for (size_t i = 0; deny && deny->kind == YT_SEQUENCE && i < deny->n; i++) {
+		const struct yt_node *it = deny->items[i];
+
+		if (it->kind == YT_SCALAR && it->len && !sysctl_name_valid(it->str))
+			sch_error(ctx, it,
+				  "each item of 'sysctl_deny' must be a sysctl name or "
+				  "pattern such as kernel.*, not '%s'",
+				  it->str);
+	}
+	return 0;
+}
+
+#define PROT(f) offsetof(struct safe_protected, f)
+static const struct sch_field protected_fields[] = {
+    {.name = "paths",
+     .type = SCH_STRING_LIST,
+     .offset = PROT(paths),
+     .count_offset = PROT(n_paths),
+     .max = PATH_MAX - 1,
+     .max_items = SAFE_MAX_PROTECTED,
+     .doc = "absolute paths of files and directory trees the agent never changes"},
+    {.name = "units",
+     .type = SCH_STRING_LIST,
+     .offset = PROT(units),
+     .count_offset = PROT(n_units),
+     .max = 256,
+     .max_items = SAFE_MAX_PROTECTED,
+     .doc = "systemd units never restarted, signalled or reconfigured"},
+    {.name = "processes",
+     .type = SCH_STRING_LIST,
+     .offset = PROT(processes),
+     .count_offset = PROT(n_processes),
+     .max = SAFE_COMM_MAX,
+     .max_items = SAFE_MAX_PROTECTED,
+     .doc = "process names (comm, at most 15 bytes) never signalled, reniced or restarted"},
+    {.name = "sysctl_deny",
+     .type = SCH_STRING_LIST,
+     .offset = PROT(sysctl_deny),
+     .count_offset = PROT(n_sysctl_deny),
+     .max = 256,
+     .max_items = SAFE_MAX_PROTECTED,
+     .doc = "sysctls never written; a trailing .* covers a subtree (kernel.*)"},
+    {.name = "sysctl_ranges",
+     .type = SCH_STRUCT_LIST,
+     .offset = PROT(sysctl_ranges),
+     .count_offset = PROT(n_sysctl_ranges),
+     .sub = &sysctl_range_schema,
+     .max_items = SAFE_MAX_PROTECTED,
+     .doc = "integer sysctls the agent may write only within [min, max]"},
+};
+#undef PROT
+
+static const struct sch_struct protected_schema = {
+    .name = "protected",
+    .size = sizeof(struct safe_protected),
+    .fields = protected_fields,
+    .nfields = ARRAY_SIZE(protected_fields),
+    .check = protected_check,
+};
+
+/* ---- budgets ---- */
+
+static const struct sch_field blast_fields[] = {
+    {.name = "processes",
+     .type = SCH_INT,
+     .offset = offsetof(struct safe_blast_radius, processes),
+     .def = "16",
+     .min = 1,
+     .max = 100000,
+     .doc = "processes one change may touch"},
+    {.name = "targets",
+     .type = SCH_INT,
+     .offset = offsetof(struct safe_blast_radius, targets),
+     .def = "1",
+     .min = 1,
+     .max = SAFE_MAX_TARGETS,
+     .doc = "targets one change may touch"},
+};
+
+static const struct sch_struct blast_schema = {
+    .name = "blast_radius",
+    .size = sizeof(struct safe_blast_radius),
+    .fields = blast_fields,
+    .nfields = ARRAY_SIZE(blast_fields),
+};
+
+static const struct sch_field budgets_fields[] = {
+    {.name = "changes_per_hour",
+     .type = SCH_INT,
+     .offset = offsetof(struct safe_budgets, changes_per_hour),
+     .def = "6",
+     .min = 0,
+     .max = 3600,
+     .doc = "changes applied in any sliding hour, all targets together"},
+    {.name = "concurrent_changes",
+     .type = SCH_INT,
+     .offset = offsetof(struct safe_budgets, concurrent_changes),
+     .def = "1",
+     .min = 1,
+     .max = 64,
+     .doc = "changes under canary at the same time"},
+    {.name = "blast_radius",
+     .type = SCH_STRUCT,
+     .offset = offsetof(struct safe_budgets, blast_radius),
+     .sub = &blast_schema,
+     .doc = "how much one change may touch"},
+};
+
+static const struct sch_struct budgets_schema = {
+    .name = "budgets",
+    .size = sizeof(struct safe_budgets),
+    .fields = budgets_fields,
+    .nfields = ARRAY_SIZE(budgets_fields),
+};
+
+/* ---- action classes and approvals ---- */
+
+static int class_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	struct safe_action_class *c = obj;
+
+	check_name(ctx, map, "name", c->name);
+	if (!sch_ok(ctx, "approval"))
+		return 0;
+	if (c->approval != SAFE_APPROVAL_NOTIFY && yt_map_get(map, "delay"))
+		sch_error(ctx, yt_map_get(map, "delay"),
+			  "'delay' applies only to approval notify, not %s",
+			  safe_approval_names[c->approval]);
+	if (c->approval != SAFE_APPROVAL_REQUIRE && yt_map_get(map, "ttl"))
+		sch_error(ctx, yt_map_get(map, "ttl"),
+			  "'ttl' applies only to approval require, not %s",
+			  safe_approval_names[c->approval]);
+	return 0;
+}
+
+#define CLS(f) offsetof(struct safe_action_class, f)
+static const struct sch_field class_fields[] = {
+    {.name = "name",
+     .type = SCH_STRING,
+     .offset = CLS(name),
+     .required = true,
+     .min = 1,
+     .max = SAFE_NAME_MAX,
+     .doc = "what runbook actions refer to as their class"},
+    {.name = "description",
+     .type = SCH_STRING,
+     .offset = CLS(description),
+     .max = 512,
+     .doc = "what the class is for, shown with pending approvals"},
+    {.name = "approval",
+     .type = SCH_ENUM,
+     .offset = CLS(approval),
+     .required = true,
+     .names = safe_approval_names,
+     .doc = "none: apply at once; notify: announce and apply after delay unless rejected; "
+	    "require: wait for homeostat approve"},
+    {.name = "delay",
+     .type = SCH_DURATION,
+     .offset = CLS(delay_ms),
+     .def = "5m",
+     .min = 0,
+     .max = MS_DAY,
+     .doc = "notify only: how long a rejection is awaited"},
+    {.name = "ttl",
+     .type = SCH_DURATION,
+     .offset = CLS(ttl_ms),
+     .min = 0,
+     .max = 7 * MS_DAY,
+     .doc = "require only: a pending approval expires (rejected) after this; default "
+	    "approvals.ttl"},
+};
+#undef CLS
+
+static const struct sch_struct class_schema = {
+    .name = "action_class",
+    .size = sizeof(struct safe_action_class),
+    .fields = class_fields,
+    .nfields = ARRAY_SIZE(class_fields),
+    .check = class_check,
+};
+
+static const struct sch_field approvals_fields[] = {
+    {.name = "ttl",
+     .type = SCH_DURATION,
+     .offset = offsetof(struct safe_approvals, ttl_ms),
+     .def = "1h",
+     .min = MS_MIN,
+     .max = 7 * MS_DAY,
+     .doc = "a pending approval is rejected after this long"},
+};
+
+static const struct sch_struct approvals_schema = {
+    .name = "approvals",
+    .size = sizeof(struct safe_approvals),
+    .fields = approvals_fields,
+    .nfields = ARRAY_SIZE(approvals_fields),
+};
+
+/* ---- canary, rollback, fitness ---- */
+
+#define CAN(f) offsetof(struct safe_canary, f)
+static const struct sch_field canary_fields[] = {
+    {.name = "duration",
+     .type = SCH_DURATION,
+     .offset = CAN(duration_ms),
+     .def = "5m",
+     .min = 10000,
+     .max = MS_DAY,
+     .doc = "how long a change is watched before the verdict"},
+    {.name = "min_samples",
+     .type = SCH_INT,
+     .offset = CAN(min_samples),
+     .def = "30",
+     .min = 5,
+     .max = 1000000,
+     .doc = "fewer samples per side is INCONCLUSIVE (rolled back)"},
+    {.name = "alpha",
+     .type = SCH_NUMBER,
+     .offset = CAN(alpha),
+     .def = "0.05",
+     .fmin = 0.001,
+     .fmax = 0.2,
+     .doc = "significance level of the statistical tests"},
+    {.name = "effect_size",
+     .type = SCH_PERCENT,
+     .offset = CAN(effect_size),
+     .def = "5%",
+     .fmin = 0.001,
+     .fmax = 1.0,
+     .doc = "smallest relative shift that counts as a change"},
+    {.name = "switchback_block",
+     .type = SCH_DURATION,
+     .offset = CAN(switchback_block_ms),
+     .def = "30s",
+     .min = 1000,
+     .max = MS_HOUR,
+     .doc = "block length when judging by switching the change on and off"},
+};
+#undef CAN
+
+static const struct sch_struct canary_schema = {
+    .name = "canary",
+    .size = sizeof(struct safe_canary),
+    .fields = canary_fields,
+    .nfields = ARRAY_SIZE(canary_fields),
+};
+
+#define RB(f) offsetof(struct safe_rollback_on, f)
+static const struct sch_field rollback_fields[] = {
+    {.name = "error_rate_increase",
+     .type = SCH_PERCENT,
+     .offset = RB(error_rate_increase),
+     .def = "0.1%",
+     .fmin = 0,
+     .fmax = 1.0,
+     .doc = "roll back when the error fraction rises by this much (absolute)"},
+    {.name = "p99_latency_increase",
+     .type = SCH_DURATION,
+     .offset = RB(p99_latency_increase_ms),
+     .def = "50ms",
+     .min = 1,
+     .max = MS_HOUR,
+     .doc = "roll back when p99 latency rises by this much"},
+    {.name = "rss_increase",
+     .type = SCH_BYTES_OR_PERCENT,
+     .offset = RB(rss_increase),
+     .def = "20%",
+     .min = 1,
+     .max = 1LL << 40,
+     .fmin = 0.01,
+     .fmax = 10.0,
+     .doc = "roll back when memory grows by this many bytes or this fraction"},
+    {.name = "throughput_decrease",
+     .type = SCH_PERCENT,
+     .offset = RB(throughput_decrease),
+     .def = "10%",
+     .fmin = 0,
+     .fmax = 1.0,
+     .doc = "roll back when throughput falls by this fraction"},
+    {.name = "fitness_decrease",
+     .type = SCH_PERCENT,
+     .offset = RB(fitness_decrease),
+     .def = "5%",
+     .fmin = 0,
+     .fmax = 1.0,
+     .doc = "roll back when the fitness score falls by this fraction"},
+};
+#undef RB
+
+static const struct sch_struct rollback_schema = {
+    .name = "rollback_on",
+    .size = sizeof(struct safe_rollback_on),
+    .fields = rollback_fields,
+    .nfields = ARRAY_SIZE(rollback_fields),
+};
+
+static int fitness_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	struct safe_fitness *f = obj;
+
+	if (sch_ok(ctx, "latency") && sch_ok(ctx, "errors") && sch_ok(ctx, "throughput") &&
+	    sch_ok(ctx, "cost") && f->latency + f->errors + f->throughput + f->cost <= 0)
+		sch_error(ctx, map, "fitness weights must not all be 0");
+	return 0;
+}
+
+#define FIT(f) offsetof(struct safe_fitness, f)
+static const struct sch_field fitness_fields[] = {
+    {.name = "latency",
+     .type = SCH_NUMBER,
+     .offset = FIT(latency),
+     .def = "0.4",
+     .fmin = 0,
+     .fmax = 1,
+     .doc = "weight of p99 latency"},
+    {.name = "errors",
+     .type = SCH_NUMBER,
+     .offset = FIT(errors),
+     .def = "0.3",
+     .fmin = 0,
+     .fmax = 1,
+     .doc = "weight of the error rate"},
+    {.name = "throughput",
+     .type = SCH_NUMBER,
+     .offset = FIT(throughput),
+     .def = "0.2",
+     .fmin = 0,
+     .fmax = 1,
+     .doc = "weight of throughput"},
+    {.name = "cost",
+     .type = SCH_NUMBER,
+     .offset = FIT(cost),
+     .def = "0.1",
+     .fmin = 0,
+     .fmax = 1,
+     .doc = "weight of resource cost (CPU, memory)"},
+};
+#undef FIT
+
+static const struct sch_struct fitness_schema = {
+    .name = "fitness",
+    .size = sizeof(struct safe_fitness),
+    .fields = fitness_fields,
+    .nfields = ARRAY_SIZE(fitness_fields),
+    .check = fitness_check,
+};
+
+/* ---- targets ---- */
+
+static const struct sch_field slo_fields[] = {
+    {.name = "p99_latency",
+     .type = SCH_DURATION,
+     .offset = offsetof(struct safe_slo, p99_latency_ms),
+     .min = 1,
+     .max = MS_HOUR,
+     .doc = "p99 latency the service should stay under"},
+    {.name = "error_rate",
+     .type = SCH_PERCENT,
+     .offset = offsetof(struct safe_slo, error_rate),
+     .fmin = 0.000001,
+     .fmax = 1.0,
+     .doc = "fraction of failed calls it should stay under"},
+    {.name = "throughput",
+     .type = SCH_NUMBER,
+     .offset = offsetof(struct safe_slo, throughput),
+     .fmin = 0,
+     .fmax = 1e9,
+     .doc = "events per second it should sustain at least"},
+};
+
+static const struct sch_struct slo_schema = {
+    .name = "slo",
+    .size = sizeof(struct safe_slo),
+    .fields = slo_fields,
+    .nfields = ARRAY_SIZE(slo_fields),
+};
+
+static int target_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	static const char *const selectors[] = {"unit", "cgroup", "comm", "exe", "pid"};
+	struct safe_target *t = obj;
+	bool any = false;
+
+	check_name(ctx, map, "name", t->name);
+	for (size_t i = 0; i < ARRAY_SIZE(selectors); i++)
+		any |= yt_map_get(map, selectors[i]) != NULL;
+	if (!any)
+		sch_error(ctx, map, "target needs at least one of unit, cgroup, comm, exe, pid");
+	if (t->exe && sch_ok(ctx, "exe") && t->exe[0] != '/')
+		sch_error(ctx, yt_map_get(map, "exe"), "'exe' must be an absolute path, not '%s'",
+			  t->exe);
+	if (t->cgroup && sch_ok(ctx, "cgroup") && t->cgroup[0] != '/')
+		sch_error(
+		    ctx, yt_map_get(map, "cgroup"),
+		    "'cgroup' must be an absolute cgroup path such as /system.slice/x.service, "
+		    "not '%s'",
+		    t->cgroup);
+	if (t->unit && sch_ok(ctx, "unit") && strchr(t->unit, '/'))
+		sch_error(ctx, yt_map_get(map, "unit"), "'unit' must be a unit name, not '%s'",
+			  t->unit);
+	return 0;
+}
+
+#define TGT(f) offsetof(struct safe_target, f)
+static const struct sch_field target_fields[] = {
+    {.name = "name",
+     .type = SCH_STRING,
+     .offset = TGT(name),
+     .required = true,
+     .min = 1,
+     .max = SAFE_NAME_MAX,
+     .doc = "how runbooks and the CLI refer to the target"},
+    {.name = "unit",
+     .type = SCH_STRING,
+     .offset = TGT(unit),
+     .max = 256,
+     .doc = "systemd unit whose processes are the target; also how it is restarted"},
+    {.name = "cgroup",
+     .type = SCH_STRING,
+     .offset = TGT(cgroup),
+     .max = PATH_MAX - 1,
+     .doc = "cgroup v2 path below /sys/fs/cgroup"},
+    {.name = "comm",
+     .type = SCH_STRING,
+     .offset = TGT(comm),
+     .max = SAFE_COMM_MAX,
+     .doc = "process name as in /proc/PID/comm"},
+    {.name = "exe",
+     .type = SCH_STRING,
+     .offset = TGT(exe),
+     .max = PATH_MAX - 1,
+     .doc = "absolute path of the executable"},
+    {.name = "pid",
+     .type = SCH_INT,
+     .offset = TGT(pid),
+     .min = 1,
+     .max = 4194304,
+     .doc = "one process (for tests and one-off services)"},
+    {.name = "restart",
+     .type = SCH_STRING,
+     .offset = TGT(restart),
+     .min = 1,
+     .max = 4096,
+     .doc = "command (run without a shell, split on spaces) that restarts the target when "
+	    "it has no unit"},
+    {.name = "slo",
+     .type = SCH_STRUCT,
+     .offset = TGT(slo),
+     .sub = &slo_schema,
+     .doc = "service level objectives; fitness is normalised against them"},
+};
+#undef TGT
+
+static const struct sch_struct target_schema = {
+    .name = "target",
+    .size = sizeof(struct safe_target),
+    .fields = target_fields,
+    .nfields = ARRAY_SIZE(target_fields),
+    .check = target_check,
+};
+
+/* ---- the file ---- */
+
+static int policy_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	check_unique(ctx, yt_map_get(map, "action_classes"), "action class");
+	check_unique(ctx, yt_map_get(map, "targets"), "target");
+	return 0;
+}
+
+#define POL(f) offsetof(struct safe_policy, f)
+static const struct sch_field policy_fields[] = {
+    {.name = "mode",
+     .type = SCH_ENUM,
+     .offset = POL(mode),
+     .required = true,
+     .names = safe_mode_names,
+     .doc = "enforce: apply changes; dry_run: propose and record only; observe: watch only"},
+    {.name = "tick",
+     .type = SCH_DURATION,
+     .offset = POL(tick_ms),
+     .def = "1s",
+     .min = 100,
+     .max = MS_MIN,
+     .doc = "period of the main loop (--tick overrides)"},
+    {.name = "budgets",
+     .type = SCH_STRUCT,
+     .offset = POL(budgets),
+     .sub = &budgets_schema,
+     .doc = "how many changes, how fast, how wide"},
+    {.name = "protected",
+     .type = SCH_STRUCT,
+     .offset = POL(protect),
+     .sub = &protected_schema,
+     .doc = "what is never changed"},
+    {.name = "action_classes",
+     .type = SCH_STRUCT_LIST,
+     .offset = POL(classes),
+     .count_offset = POL(n_classes),
+     .sub = &class_schema,
+     .max_items = SAFE_MAX_CLASSES,
+     .doc = "approval rule per class of action; runbook actions name their class"},
+    {.name = "approvals",
+     .type = SCH_STRUCT,
+     .offset = POL(approvals),
+     .sub = &approvals_schema,
+     .doc = "defaults of pending approvals"},
+    {.name = "canary",
+     .type = SCH_STRUCT,
+     .offset = POL(canary),
+     .sub = &canary_schema,
+     .doc = "how a change is judged"},
+    {.name = "rollback_on",
+     .type = SCH_STRUCT,
+     .offset = POL(rollback_on),
+     .sub = &rollback_schema,
+     .doc = "regressions that roll a change back at once"},
+    {.name = "fitness",
+     .type = SCH_STRUCT,
+     .offset = POL(fitness),
+     .sub = &fitness_schema,
+     .doc = "weights of the fitness score"},
+    {.name = "targets",
+     .type = SCH_STRUCT_LIST,
+     .offset = POL(targets),
+     .count_offset = POL(n_targets),
+     .sub = &target_schema,
+     .max_items = SAFE_MAX_TARGETS,
+     .doc = "the services the agent looks after by name"},
+};
+#undef POL
+
+const struct sch_struct safe_policy_schema = {
+    .name = "policy",
+    .size = sizeof(struct safe_policy),
+    .fields = policy_fields,
+    .nfields = ARRAY_SIZE(policy_fields),
+    .check = policy_check,
+};
+
+/* ---- loading ---- */
+
+static int policy_from_doc(const char *path, const struct yt_doc *doc, struct safe_policy **out,
+			   struct hs_errors *errs, size_t nerr_before)
+{
+	struct sch_ctx ctx = {.path = path, .errs = errs};
+	struct safe_policy *p;
+	int r;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	r = sch_convert_root(&ctx, &safe_policy_schema, doc, p);
+	if (r == 0 && errs->n != nerr_before)
+		r = -EINVAL;
+	if (r == 0) {
+		p->path = strdup(path);
+		if (!p->path)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		safe_policy_free(p);
+		return r;
+	}
+	/* A class that requires approval without its own ttl takes the default. */
+	for (size_t i = 0; i < p->n_classes; i++)
+		if (p->classes[i].approval == SAFE_APPROVAL_REQUIRE && !p->classes[i].ttl_ms)
+			p->classes[i].ttl_ms = p->approvals.ttl_ms;
+	*out = p;
+	return 0;
+}
+
+int safe_policy_parse(const char *path, const char *buf, size_t len, struct safe_policy **out,
+		      struct hs_errors *errs)
+{
+	struct yt_doc *doc = NULL;
+	size_t nerr = errs->n;
+	int r;
+
+	*out = NULL;
+	r = yt_parse(path, buf, len, &doc, errs);
+	if (r < 0)
+		return r;
+	r = policy_from_doc(path, doc, out, errs, nerr);
+	yt_doc_free(doc);
+	return r;
+}
+
+int safe_policy_load(const char *path, uid_t owner, struct safe_policy **out,
+		     struct hs_errors *errs)
+{
+	struct yt_doc *doc = NULL;
+	size_t nerr = errs->n;
+	int r;
+
+	*out = NULL;
+	r = yt_load_file(path, owner, &doc, errs);
+	if (r < 0)
+		return r == -ENOMEM ? r : -EINVAL;
+	r = policy_from_doc(path, doc, out, errs, nerr);
+	yt_doc_free(doc);
+	return r;
+}
+
+void safe_policy_free(struct safe_policy *p)
+{
+	if (!p)
+		return;
+	sch_free(&safe_policy_schema, p);
+	for (size_t i = 0; i < p->n_self_paths; i++)
+		free(p->self_paths[i]);
+	free(p->self_paths);
+	free(p->path);
+	free(p);
+}
+
+static int add_self_path(struct safe_policy *p, const char *abs)
+{
+	char **a;
+	char *s;
+
+	for (size_t i = 0; i < p->n_self_paths; i++)
+		if (streq(p->self_paths[i], abs))
+			return 0;
+	s = strdup(abs);
+	if (!s)
+		return -ENOMEM;
+	a = realloc(p->self_paths, (p->n_self_paths + 1) * sizeof(*a));
+	if (!a) {
+		free(s);
+		return -ENOMEM;
+	}
+	p->self_paths = a;
+	p->self_paths[p->n_self_paths++] = s;
+	return 0;
+}
+
+int safe_policy_protect_path(struct safe_policy *p, const char *path)
+{
+	char abs[PATH_MAX], real[PATH_MAX];
+	size_t n;
+	int r;
+
+	if (!path || !*path)
+		return -EINVAL;
+	if (path[0] == '/') {
+		if (hs_strlcpy(abs, path, sizeof(abs)) < 0)
+			return -ENAMETOOLONG;
+	} else {
+		char cwd[PATH_MAX];
+
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -errno;
+		if ((size_t)snprintf(abs, sizeof(abs), "%s/%s", streq(cwd, "/") ? "" : cwd, path) >=
+		    sizeof(abs))
+			return -ENAMETOOLONG;
+	}
+	n = strlen(abs);
+	while (n > 1 && abs[n - 1] == '/')
+		abs[--n] = '\0';
+	r = add_self_path(p, abs);
+	if (r < 0)
+		return r;
+	/* The file may be reached through a symbolic link: protect what it resolves to too. */
+	if (realpath(abs, real) && !streq(real, abs))
+		r = add_self_path(p, real);
+	return r;
+}
+
+/* Is path equal to prefix or below it (on a component boundary)? */
+static bool path_under(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	while (n > 1 && prefix[n - 1] == '/')
+		n--;
+	if (strncmp(path, prefix, n))
+		return false;
+	return path[n] == '\0' || path[n] == '/' || (n == 1 && prefix[0] == '/');
+}
+
+bool safe_policy_path_protected(const struct safe_policy *p, const char *path)
+{
+	for (size_t i = 0; i < p->n_self_paths; i++)
+		if (path_under(path, p->self_paths[i]))
+			return true;
+	for (size_t i = 0; i < p->protect.n_paths; i++)
+		if (path_under(path, p->protect.paths[i]))
+			return true;
+	return false;
+}
+
+/* "vm/swappiness" -> "vm.swappiness" */
+static void sysctl_norm(const char *in, char *out, size_t size)
+{
+	hs_strlcpy(out, in, size);
+	for (char *c = out; *c; c++)
+		if (*c == '/')
+			*c = '.';
+}
+
+int safe_policy_sysctl_allowed(const struct safe_policy *p, const char *name, const char *value,
+			       const char **why)
+{
+	char n[257], m[257];
+
+	sysctl_norm(name, n, sizeof(n));
+	for (size_t i = 0; i < p->protect.n_sysctl_deny; i++) {
+		sysctl_norm(p->protect.sysctl_deny[i], m, sizeof(m));
+		if (fnmatch(m, n, 0) == 0) {
+			*why = "denied by protected.sysctl_deny";
+			return -EPERM;
+		}
+	}
+	for (size_t i = 0; i < p->protect.n_sysctl_ranges; i++) {
+		const struct safe_sysctl_range *r = &p->protect.sysctl_ranges[i];
+		int64_t v;
+
+		sysctl_norm(r->name, m, sizeof(m));
+		if (!streq(m, n))
+			continue;
+		if (sch_parse_int(value, &v) < 0) {
+			*why = "not an integer, and protected.sysctl_ranges limits it";
+			return -EPERM;
+		}
+		if (v < r->min || v > r->max) {
+			*why = "outside protected.sysctl_ranges";
+			return -EPERM;
+		}
+	}
+	*why = NULL;
+	return 0;
+}
+
+const struct safe_target *safe_policy_target(const struct safe_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_targets; i++)
+		if (p->targets[i].name && streq(p->targets[i].name, name))
+			return &p->targets[i];
+	return NULL;
+}
+
+const struct safe_action_class *safe_policy_class(const struct safe_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_classes; i++)
+		if (p->classes[i].name && streq(p->classes[i].name, name))
+			return &p->classes[i];
+	return NULL;
+}

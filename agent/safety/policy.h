@@ -1,0 +1,166 @@
+/* policy.h - the safety policy: what the agent may change, how often, and with whose consent.
+ *
+ * Loaded once from a root-owned YAML file that group and others cannot write (DESIGN.md
+ * "Safety"), fully validated, every error reported as "path:line:col: message". The loaded
+ * struct is read-only to the rest of the agent except for safe_policy_protect_path(), with
+ * which the daemon adds its own files (binary, policy, runbooks, database) to the protected
+ * paths: those may never be changed, whatever the file says.
+ *
+ * Units: durations are milliseconds (int64_t), percentages are fractions (double, 0.001 for
+ * "0.1%"), byte sizes are bytes. docs/config.md describes every key.
+ */
+#ifndef HS_SAFE_POLICY_H
+#define HS_SAFE_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/errors.h"
+#include "lib/schema.h"
+
+#define SAFE_NAME_MAX	   32 /* target and action class names */
+#define SAFE_COMM_MAX	   15 /* TASK_COMM_LEN - 1 */
+#define SAFE_MAX_TARGETS   64
+#define SAFE_MAX_CLASSES   32
+#define SAFE_MAX_PROTECTED 256
+
+enum safe_mode {
+	SAFE_MODE_ENFORCE, /* changes are applied */
+	SAFE_MODE_DRY_RUN, /* everything but the change: proposals are logged and stored */
+	SAFE_MODE_OBSERVE, /* watch and score only: no proposals */
+};
+
+enum safe_approval {
+	SAFE_APPROVAL_NONE,    /* apply at once */
+	SAFE_APPROVAL_NOTIFY,  /* announce, apply after delay unless rejected */
+	SAFE_APPROVAL_REQUIRE, /* wait for `homeostat approve ID`; expire after ttl */
+};
+
+struct safe_blast_radius {
+	int64_t processes; /* processes one change may touch */
+	int64_t targets;   /* targets one change may touch */
+};
+
+struct safe_budgets {
+	int64_t changes_per_hour;
+	int64_t concurrent_changes;
+	struct safe_blast_radius blast_radius;
+};
+
+struct safe_sysctl_range {
+	char *name;
+	int64_t min, max;
+};
+
+struct safe_protected {
+	char **paths; /* files and directory trees (prefix match) never changed */
+	size_t n_paths;
+	char **units; /* systemd units never restarted or changed */
+	size_t n_units;
+	char **processes; /* comm names never signalled, reniced or restarted */
+	size_t n_processes;
+	char **sysctl_deny; /* sysctl names (or "prefix.*") never written */
+	size_t n_sysctl_deny;
+	struct safe_sysctl_range *sysctl_ranges; /* allowed values of integer sysctls */
+	size_t n_sysctl_ranges;
+};
+
+struct safe_action_class {
+	char *name;
+	char *description;
+	int approval;	  /* enum safe_approval */
+	int64_t delay_ms; /* NOTIFY: wait this long for a rejection */
+	int64_t ttl_ms;	  /* REQUIRE: a pending approval expires (approvals.ttl if not set) */
+};
+
+struct safe_approvals {
+	int64_t ttl_ms; /* default life of a pending approval */
+};
+
+struct safe_canary {
+	int64_t duration_ms;	     /* how long a change is judged */
+	int64_t min_samples;	     /* fewer samples is INCONCLUSIVE */
+	double alpha;		     /* significance level of the tests */
+	double effect_size;	     /* smallest relative change that counts */
+	int64_t switchback_block_ms; /* on/off block length without a concurrent baseline */
+};
+
+struct safe_rollback_on {
+	double error_rate_increase; /* absolute increase of the error fraction */
+	int64_t p99_latency_increase_ms;
+	struct sch_amount rss_increase; /* bytes or fraction of the baseline */
+	double throughput_decrease;	/* fraction of the baseline */
+	double fitness_decrease;	/* fraction of the baseline */
+};
+
+struct safe_fitness {
+	double latency, errors, throughput, cost; /* relative weights, each 0..1, sum > 0 */
+};
+
+struct safe_slo {
+	int64_t p99_latency_ms; /* 0: not set */
+	double error_rate;	/* fraction of calls that may fail; 0: not set */
+	double throughput;	/* events per second expected at least; 0: not set */
+};
+
+struct safe_target {
+	char *name;
+	/* Selectors, at least one; a process matches when it matches every one given. */
+	char *unit;    /* systemd unit */
+	char *cgroup;  /* cgroup v2 path, absolute, under /sys/fs/cgroup or relative to it */
+	char *comm;    /* at most SAFE_COMM_MAX bytes */
+	char *exe;     /* absolute path of the executable */
+	int64_t pid;   /* 0: not set */
+	char *restart; /* command that restarts it when there is no unit; NULL: none */
+	struct safe_slo slo;
+};
+
+struct safe_policy {
+	int64_t version;
+	int mode; /* enum safe_mode */
+	int64_t tick_ms;
+	struct safe_budgets budgets;
+	struct safe_protected protect;
+	struct safe_action_class *classes;
+	size_t n_classes;
+	struct safe_approvals approvals;
+	struct safe_canary canary;
+	struct safe_rollback_on rollback_on;
+	struct safe_fitness fitness;
+	struct safe_target *targets;
+	size_t n_targets;
+	/* The agent's own files, added by the daemon with safe_policy_protect_path(). */
+	char **self_paths;
+	size_t n_self_paths;
+	char *path; /* the file it was loaded from */
+};
+
+/* Loads and validates the policy file at path, which must be owned by owner (the daemon
+ * passes 0). Returns 0 and sets *out when no error was found; else -EINVAL (or another
+ * -errno) with every error added to errs and *out NULL. */
+int safe_policy_load(const char *path, uid_t owner, struct safe_policy **out,
+		     struct hs_errors *errs);
+/* Same from a buffer (path only names it in messages); for tests and reloads. */
+int safe_policy_parse(const char *path, const char *buf, size_t len, struct safe_policy **out,
+		      struct hs_errors *errs);
+void safe_policy_free(struct safe_policy *p);
+
+/* Adds path (made absolute and without trailing '/') to the agent's own protected files.
+ * Returns 0, -EINVAL for an empty path or -ENOMEM. */
+int safe_policy_protect_path(struct safe_policy *p, const char *path);
+/* Is path, or a directory above it, protected (by the file or as one of the agent's own)? */
+bool safe_policy_path_protected(const struct safe_policy *p, const char *path);
+/* May sysctl name (dotted or with slashes) be set to value? Denied names never; names with a
+ * range only to an integer within it. Returns 0, or -EPERM with *why a static reason. */
+int safe_policy_sysctl_allowed(const struct safe_policy *p, const char *name, const char *value,
+			       const char **why);
+
+const struct safe_target *safe_policy_target(const struct safe_policy *p, const char *name);
+const struct safe_action_class *safe_policy_class(const struct safe_policy *p, const char *name);
+
+extern const char *const safe_mode_names[];	/* "enforce", "dry_run", "observe" */
+extern const char *const safe_approval_names[]; /* "none", "notify", "require" */
+extern const struct sch_struct safe_policy_schema;
+
+#endif
