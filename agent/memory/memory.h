@@ -1,0 +1,301 @@
+/* memory.h - homeostat's memory: every proposal, decision, change and outcome, in sqlite.
+ *
+ * Why: nothing the daemon did may be lost, not even across kill -9, and the daemon must never
+ * retry what already failed. Every change is written here *before* the actuator touches the
+ * host (write-ahead intent) and its outcome after; at start the daemon rolls back whatever
+ * mem_changes_unconcluded() returns.
+ *
+ * Invariants:
+ * - Every function that writes does so in one committed transaction (BEGIN IMMEDIATE ...
+ *   COMMIT) together with its audit row: when it returns 0 (or an id) the record is durable
+ *   (WAL, synchronous=FULL); when it returns -errno nothing was written.
+ * - The audit trail, the outcomes and the changes are append-only: triggers refuse UPDATE
+ *   and DELETE of audit and outcomes rows and DELETE of changes and approvals rows.
+ * - A change moves only along the state machine below; anything else is -EINVAL.
+ * - Times are milliseconds since the Unix epoch (CLOCK_REALTIME), as int64_t.
+ * - Strings handed to callbacks are valid only during the callback; copy what you keep.
+ * - One struct mem is used by one thread. Several processes may open the same file.
+ *
+ * Change states (stored as their UPPER_CASE names) and the only transitions allowed:
+ *
+ *   PROPOSED          -> PENDING_APPROVAL (mem_approval_request), INTENT, DENIED
+ *   PENDING_APPROVAL  -> APPROVED, DENIED (mem_approval_decide, mem_approvals_expire only)
+ *   APPROVED          -> INTENT, DENIED
+ *   INTENT            -> APPLIED, FAILED, ROLLED_BACK
+ *   APPLIED           -> KEPT, ROLLED_BACK, FAILED
+ *   KEPT              -> ROLLED_BACK
+ *   ROLLED_BACK, FAILED, DENIED are final.
+ *
+ *   PROPOSED          recorded, not acted on (dry run, or waiting for the policy gate)
+ *   PENDING_APPROVAL  waiting for an operator: only the mem_approval_* functions move it
+ *   APPROVED          an operator approved it; the daemon has not started it yet
+ *   INTENT            about to be applied (the write-ahead point)
+ *   APPLIED           applied, canary running
+ *   KEPT              canary concluded KEEP; may still be rolled back by an operator
+ *   ROLLED_BACK       reverted (canary verdict, reconciliation after a crash, or operator)
+ *   FAILED            applying or reverting failed
+ *   DENIED            refused by the policy, an operator, or an approval that expired
+ *
+ * Errors: -EINVAL (bad argument, illegal transition, constraint), -EEXIST (unique
+ * constraint), -ENOENT (no such row), -EBUSY (database locked past the busy timeout),
+ * -ENOMEM, -ENOSPC, -EPROTO (database written by a newer homeostat), -EIO (anything else
+ * from sqlite). mem_last_error() then says what failed, for the caller to log.
+ */
+#ifndef HS_MEMORY_H
+#define HS_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util.h"
+
+struct mem;
+
+/* Schema version this code writes (PRAGMA user_version). */
+#define MEM_SCHEMA_VERSION 1
+/* Longest string field accepted (target, knob, before, after, why, ...), in bytes. */
+#define MEM_TEXT_MAX 65536
+/* Buffer sizes that always suffice for mem_host_kernel() and mem_host_class(). */
+#define MEM_KERNEL_MAX	   32
+#define MEM_HOST_CLASS_MAX 64
+/* Buffer size that suffices for mem_should_attempt()'s reason. */
+#define MEM_WHY_MAX 1024
+
+enum mem_kind {
+	MEM_KIND_RLIMIT,
+	MEM_KIND_SYSCTL,
+	MEM_KIND_CGROUP,
+	MEM_KIND_NICE,
+	MEM_KIND_SIGNAL,
+	MEM_KIND_RESTART,
+	MEM_KIND_PATCH,
+	MEM_KIND_COUNT,
+};
+
+enum mem_state {
+	MEM_STATE_PROPOSED,
+	MEM_STATE_PENDING_APPROVAL,
+	MEM_STATE_APPROVED,
+	MEM_STATE_INTENT,
+	MEM_STATE_APPLIED,
+	MEM_STATE_KEPT,
+	MEM_STATE_ROLLED_BACK,
+	MEM_STATE_FAILED,
+	MEM_STATE_DENIED,
+	MEM_STATE_COUNT,
+};
+
+/* The canary judge's verdict. NONE: no verdict was reached (apply failed, crash, operator). */
+enum mem_verdict {
+	MEM_VERDICT_KEEP,
+	MEM_VERDICT_ROLLBACK,
+	MEM_VERDICT_INCONCLUSIVE,
+	MEM_VERDICT_NONE,
+	MEM_VERDICT_COUNT,
+};
+
+/* What became of the change; recording it moves the change to KEPT, ROLLED_BACK or FAILED. */
+enum mem_result {
+	MEM_RESULT_DEPLOYED,
+	MEM_RESULT_ROLLED_BACK,
+	MEM_RESULT_FAILED,
+	MEM_RESULT_COUNT,
+};
+
+enum mem_approval_state {
+	MEM_APPROVAL_PENDING,
+	MEM_APPROVAL_APPROVED,
+	MEM_APPROVAL_REJECTED,
+	MEM_APPROVAL_EXPIRED,
+	MEM_APPROVAL_COUNT,
+};
+
+/* One change to the host. As input (mem_change_record/intent) only kind, target, knob,
+ * before, after, why, source, revert and fingerprint are read; NULL strings are stored as "",
+ * except target and knob, which must not be empty. A NULL or empty fingerprint is computed
+ * by mem_fingerprint() from kind, target, knob, after and this host's kernel and class. */
+struct mem_change {
+	int64_t id;
+	int64_t created_at;
+	int64_t updated_at;
+	int64_t acted_at; /* when it entered INTENT; 0 if it never did */
+	enum mem_kind kind;
+	enum mem_state state;
+	const char *target;	 /* service or "host" */
+	const char *knob;	 /* sysctl name, rlimit, cgroup file, or action (e.g. "SIGHUP") */
+	const char *before;	 /* value before the change, as text */
+	const char *after;	 /* value after the change, as text */
+	const char *why;	 /* the signal and the runbook's or tuner's explanation */
+	const char *source;	 /* runbook or tuner id, e.g. "runbook:fd-exhaustion" */
+	const char *fingerprint; /* see mem_fingerprint() */
+	const char *revert;	 /* the command that reverts it, for humans */
+};
+
+/* The statistics of the verdict go in stats_json as one JSON object, e.g.
+ * {"test":"mann-whitney-u","n_canary":120,"n_baseline":118,"statistic":5012.5,
+ *  "p":0.003,"ci":[12.1,40.7],"effect":0.31}. NULL is stored as "{}". Fitness values that
+ * are unknown are NAN (stored as NULL). */
+struct mem_outcome {
+	int64_t id;
+	int64_t change_id;
+	int64_t at;
+	double fitness_before;
+	double fitness_after;
+	enum mem_verdict verdict;
+	const char *stats_json;
+	enum mem_result result;
+	const char *failure_reason; /* "" when none */
+};
+
+struct mem_approval {
+	int64_t id;
+	int64_t change_id;
+	enum mem_approval_state state;
+	int64_t requested_at;
+	int64_t expires_at;
+	int64_t decided_at;	/* 0 while pending */
+	const char *decided_by; /* "" while pending or when expired */
+};
+
+/* What a change would be, for mem_should_attempt() and mem_fingerprint(). All strings
+ * non-NULL (except kernel and host_class for mem_should_attempt(), where NULL means this
+ * host's); value may be "" (e.g. for a restart). */
+struct mem_candidate {
+	enum mem_kind kind;
+	const char *target;
+	const char *knob;
+	const char *value;
+	const char *kernel;	/* mem_host_kernel() */
+	const char *host_class; /* mem_host_class() */
+};
+
+/* For `homeostat status` and the policy budgets. */
+struct mem_counts {
+	int64_t changes_last_hour; /* changes that entered INTENT in the hour before now */
+	int64_t active;		   /* changes in INTENT or APPLIED */
+	int64_t pending_approvals; /* approvals in PENDING, expired or not */
+	int64_t total;		   /* all changes ever recorded */
+};
+
+/* Opens (creating it with mode 0600 if missing) and migrates the database at path. WAL,
+ * synchronous=FULL, foreign_keys=ON, a busy timeout of 5 s. Refuses symlinks (-ELOOP) and a
+ * database newer than this code (-EPROTO). On error *out is NULL and nothing is leaked. */
+int mem_open(const char *path, struct mem **out);
+void mem_close(struct mem *m);
+/* PRAGMA user_version of the open database, or -errno. */
+int mem_schema_version(struct mem *m);
+/* What the last failing call failed on ("" if nothing failed yet). Never NULL. */
+const char *mem_last_error(const struct mem *m);
+
+/* Records a new change in state initial (PROPOSED, INTENT or DENIED) with its audit row, in
+ * one committed transaction. Returns the new change id (> 0) or -errno. */
+int64_t mem_change_record(struct mem *m, const struct mem_change *c, enum mem_state initial,
+			  const char *note);
+/* The write-ahead intent: mem_change_record(m, c, MEM_STATE_INTENT, NULL). Call it before
+ * the actuator acts, and act only if it returned an id. */
+int64_t mem_change_intent(struct mem *m, const struct mem_change *c);
+/* Moves change id to state to, with an audit row (actor, event "change.<state>", the note)
+ * in the same transaction. -ENOENT: no such change; -EINVAL: illegal transition (including
+ * any into or out of PENDING_APPROVAL: use the mem_approval_* functions). */
+int mem_change_set_state(struct mem *m, int64_t id, enum mem_state to, const char *actor,
+			 const char *note);
+/* A heap copy of change id (one allocation: free() it, or mem_change_free()). -ENOENT. */
+int mem_change_get(struct mem *m, int64_t id, struct mem_change **out);
+void mem_change_free(struct mem_change *c);
+static inline void mem_change_freep(struct mem_change **c)
+{
+	mem_change_free(*c);
+}
+
+/* Records the outcome of change o->change_id and moves the change to the state its result
+ * implies (DEPLOYED: KEPT, ROLLED_BACK: ROLLED_BACK, FAILED: FAILED; a change already in
+ * that state stays), with an audit row, in one transaction. -EINVAL if that transition is
+ * illegal or stats_json is not a JSON object. Returns the outcome id (> 0) or -errno. */
+int64_t mem_outcome_record(struct mem *m, const struct mem_outcome *o, const char *actor);
+/* A heap copy of the newest outcome of change_id (free() it); -ENOENT if it has none. */
+int mem_outcome_latest(struct mem *m, int64_t change_id, struct mem_outcome **out);
+
+/* Asks an operator to approve change_id, which must be PROPOSED: creates the approval
+ * (PENDING, expiring at expires_at, which must be ahead) and moves the change to
+ * PENDING_APPROVAL. One approval per change: asking again is -EINVAL, as the change is no
+ * longer PROPOSED; -ENOENT: no such change. Returns the approval id (> 0) or -errno. */
+int64_t mem_approval_request(struct mem *m, int64_t change_id, int64_t expires_at);
+/* Decides the pending approval of change_id (the id `homeostat approve ID` takes):
+ * approve moves it to APPROVED and the change to APPROVED; reject to REJECTED and DENIED.
+ * -ENOENT: no approval for that change; -EALREADY: already decided or expired;
+ * -ETIMEDOUT: past expires_at (mem_approvals_expire() will deny it); -EINVAL: by empty. */
+int mem_approval_decide(struct mem *m, int64_t change_id, bool approve, const char *by);
+/* Expires every pending approval with expires_at <= now: approval EXPIRED, change DENIED
+ * (expired means denied). Returns how many expired, or -errno (then none did). */
+int mem_approvals_expire(struct mem *m, int64_t now);
+/* Calls cb for every PENDING approval, oldest first. Returns the number of calls, or the
+ * first negative value cb returned (which stops the walk), or -errno. */
+int mem_approvals_pending(struct mem *m,
+			  int (*cb)(const struct mem_approval *a, const struct mem_change *c,
+				    void *ud),
+			  void *ud);
+
+/* Appends an audit row. change_id 0 means none. Returns the new seq (> 0) or -errno. */
+int64_t mem_audit(struct mem *m, const char *actor, const char *event, int64_t change_id,
+		  const char *fmt, ...) HS_PRINTF(5, 6);
+
+/* Copies into out the newest audit event that is event_a or event_b (e.g. "pause" and
+ * "resume": the daemon starts paused if the operator paused it last). -ENOENT if neither. */
+int mem_audit_last_of(struct mem *m, const char *event_a, const char *event_b, char *out,
+		      size_t size);
+
+/* For reconciliation at start: calls cb for every change in INTENT or APPLIED (its canary
+ * was not concluded, so the daemon rolls it back), newest first so that stacked changes are
+ * undone in reverse order. The rows are read before the first call, so cb may write (e.g.
+ * mem_change_set_state()). Returns the number of calls, cb's first negative value, or
+ * -errno. */
+int mem_changes_unconcluded(struct mem *m, int (*cb)(const struct mem_change *c, void *ud),
+			    void *ud);
+/* Calls cb for the newest limit changes (all if limit <= 0), newest first, each with its
+ * latest outcome (NULL if none). Same return and re-entrancy rules as above. */
+int mem_history(struct mem *m, int limit,
+		int (*cb)(const struct mem_change *c, const struct mem_outcome *o, void *ud),
+		void *ud);
+int mem_counts(struct mem *m, int64_t now, struct mem_counts *out);
+
+/* The stable, human-readable fingerprint of a candidate, "kind|target|knob|value|kernel|class":
+ *
+ *   sysctl|web|net.core.somaxconn|v2^12|6.1|x86_64-2cpu-8g
+ *
+ * The value is bucketed. An integer n (decimal, optional sign) becomes "v0" for 0, "v2^k" for
+ * 2^k <= n < 2^(k+1) (k = floor(log2 n)), and "v-2^k" for a negative n with
+ * 2^k <= -n < 2^(k+1): 1000 and 1023 are both v2^9, 1024 and 1025 are v2^10. Several integers
+ * separated by blanks (tcp_rmem "4096 87380 6291456") become their buckets joined by ","
+ * ("v2^12,2^16,2^22"). Any other value (text, decimals, "") is "=" and the exact text.
+ * '|', '%' and control characters in any field are written %XX.
+ * Returns 0, -EINVAL (NULL field, bad kind) or -ENAMETOOLONG (buf too small). */
+int mem_fingerprint(const struct mem_candidate *c, char *buf, size_t size);
+/* 1: go; 0: refused, because a change with the same fingerprint failed before (state FAILED
+ * or ROLLED_BACK, or an outcome with result ROLLED_BACK or verdict ROLLBACK or
+ * INCONCLUSIVE), and why then names the newest such change, when and why it failed;
+ * -errno on error. why may be NULL; it is always terminated when whylen > 0. A NULL kernel or
+ * host_class in c means this host's (as mem_change_intent() fingerprints). */
+int mem_should_attempt(struct mem *m, const struct mem_candidate *c, char *why, size_t whylen);
+/* "major.minor" of the running kernel, e.g. "6.1". 0 or -errno. */
+int mem_host_kernel(char *buf, size_t size);
+/* "arch-Ncpu-Mg": machine, configured CPUs, RAM rounded up to a power of two GiB, e.g.
+ * "x86_64-2cpu-8g". 0 or -errno. */
+int mem_host_class(char *buf, size_t size);
+
+/* UPPER_CASE names as stored in the database (kinds are lowercase: "sysctl"), NULL if out of
+ * range; the _from_ functions return the value or -EINVAL. */
+const char *mem_kind_name(enum mem_kind k);
+const char *mem_state_name(enum mem_state s);
+const char *mem_verdict_name(enum mem_verdict v);
+const char *mem_result_name(enum mem_result r);
+const char *mem_approval_state_name(enum mem_approval_state s);
+int mem_kind_from_name(const char *name);
+int mem_state_from_name(const char *name);
+int mem_verdict_from_name(const char *name);
+int mem_result_from_name(const char *name);
+int mem_approval_state_from_name(const char *name);
+/* Whether mem_change_set_state() allows from -> to. */
+bool mem_transition_allowed(enum mem_state from, enum mem_state to);
+
+#endif

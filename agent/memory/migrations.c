@@ -1,0 +1,175 @@
+/* migrations.c - the versioned schema of the memory database and the code that migrates it.
+ *
+ * Why: the database outlives the binary; an old database must be brought forward, and a new
+ * one must never be written by old code (it could not know the new invariants): -EPROTO.
+ *
+ * Invariants:
+ * - PRAGMA user_version is the number of the last migration applied; 0 is an empty file.
+ * - Migration N runs in its own BEGIN IMMEDIATE transaction with "PRAGMA user_version = N",
+ *   which re-reads the version first: two processes opening a fresh file migrate it once.
+ *   A migration that fails leaves the database exactly at version N - 1.
+ * - Migrations are never edited once released: add migration N + 1 instead.
+ * - Tables are STRICT; closed vocabularies (states, verdicts, results) are CHECKed; the
+ *   history cannot be erased: audit and outcomes refuse UPDATE and DELETE, changes and
+ *   approvals refuse DELETE (RAISE(ABORT), which sqlite reports as a constraint error).
+ */
+#include "lib/log.h"
+#include "memory/internal.h"
+
+static const char migration_1[] =
+    /* Ids are AUTOINCREMENT: never reused, so an id printed once names one change forever. */
+    "CREATE TABLE changes ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  acted_at INTEGER," /* entered INTENT: the budget's 'changes per hour' */
+    "  kind TEXT NOT NULL,"
+    "  target TEXT NOT NULL CHECK (target <> ''),"
+    "  knob TEXT NOT NULL CHECK (knob <> ''),"
+    "  before TEXT NOT NULL DEFAULT '',"
+    "  after TEXT NOT NULL DEFAULT '',"
+    "  why TEXT NOT NULL DEFAULT '',"
+    "  source TEXT NOT NULL DEFAULT '',"
+    "  fingerprint TEXT NOT NULL,"
+    "  revert TEXT NOT NULL DEFAULT '',"
+    "  state TEXT NOT NULL CHECK (state IN ('PROPOSED', 'PENDING_APPROVAL', 'APPROVED',"
+    "    'INTENT', 'APPLIED', 'KEPT', 'ROLLED_BACK', 'FAILED', 'DENIED'))"
+    ") STRICT;"
+    "CREATE INDEX changes_fingerprint ON changes (fingerprint);"
+    "CREATE INDEX changes_state ON changes (state);"
+    "CREATE INDEX changes_acted_at ON changes (acted_at);"
+    "CREATE TRIGGER changes_no_delete BEFORE DELETE ON changes"
+    "  BEGIN SELECT RAISE(ABORT, 'changes are never deleted'); END;"
+
+    "CREATE TABLE outcomes ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  change_id INTEGER NOT NULL REFERENCES changes (id),"
+    "  at INTEGER NOT NULL,"
+    "  fitness_before REAL,"
+    "  fitness_after REAL,"
+    "  verdict TEXT NOT NULL CHECK (verdict IN ('KEEP', 'ROLLBACK', 'INCONCLUSIVE', 'NONE')),"
+    "  stats TEXT NOT NULL DEFAULT '{}'," /* JSON, checked by mem_outcome_record() */
+    "  result TEXT NOT NULL CHECK (result IN ('DEPLOYED', 'ROLLED_BACK', 'FAILED')),"
+    "  failure_reason TEXT NOT NULL DEFAULT ''"
+    ") STRICT;"
+    "CREATE INDEX outcomes_change ON outcomes (change_id, id);"
+    "CREATE TRIGGER outcomes_no_update BEFORE UPDATE ON outcomes"
+    "  BEGIN SELECT RAISE(ABORT, 'outcomes are append-only'); END;"
+    "CREATE TRIGGER outcomes_no_delete BEFORE DELETE ON outcomes"
+    "  BEGIN SELECT RAISE(ABORT, 'outcomes are append-only'); END;"
+
+    /* One approval per change: `homeostat approve ID` takes the change id. */
+    "CREATE TABLE approvals ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  change_id INTEGER NOT NULL UNIQUE REFERENCES changes (id),"
+    "  state TEXT NOT NULL CHECK (state IN ('PENDING', 'APPROVED', 'REJECTED', 'EXPIRED')),"
+    "  requested_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  decided_at INTEGER,"
+    "  decided_by TEXT NOT NULL DEFAULT ''"
+    ") STRICT;"
+    "CREATE INDEX approvals_state ON approvals (state, expires_at);"
+    "CREATE TRIGGER approvals_no_delete BEFORE DELETE ON approvals"
+    "  BEGIN SELECT RAISE(ABORT, 'approvals are never deleted'); END;"
+
+    "CREATE TABLE audit ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  change_id INTEGER REFERENCES changes (id),"
+    "  detail TEXT NOT NULL DEFAULT ''"
+    ") STRICT;"
+    "CREATE INDEX audit_change ON audit (change_id);"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;";
+
+const struct mem_migration mem_migrations[] = {
+    {1, migration_1},
+};
+const size_t mem_migrations_count = ARRAY_SIZE(mem_migrations);
+
+static int read_version(struct mem *m)
+{
+	return mem_schema_version(m);
+}
+
+static int apply_one(struct mem *m, const struct mem_migration *mig)
+{
+	char pragma[64];
+	char *msg = NULL;
+	int rc, v, r;
+
+	r = mem_tx_begin(m);
+	if (r < 0)
+		return r;
+	v = read_version(m);
+	if (v < 0) {
+		r = v;
+		goto fail;
+	}
+	if (v >= mig->version) {
+		/* another process migrated while we waited for the lock */
+		mem_tx_rollback(m);
+		return 0;
+	}
+	if (v != mig->version - 1) {
+		r = mem_error(m, -EIO, "schema version %d cannot be migrated to %d", v,
+			      mig->version);
+		goto fail;
+	}
+	/* Static SQL of this file only: no data is ever part of it. */
+	rc = sqlite3_exec(m->db, mig->sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		r = mem_error(m, -EIO, "migration %d failed: %s", mig->version, msg ? msg : "?");
+		sqlite3_free(msg);
+		goto fail;
+	}
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", mig->version);
+	rc = sqlite3_exec(m->db, pragma, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		r = mem_sql_error(m, rc, "cannot set user_version");
+		goto fail;
+	}
+	r = mem_tx_commit(m);
+	if (r < 0)
+		return r;
+	log_debug("memory: migrated schema to version %d", mig->version);
+	return 0;
+fail:
+	mem_tx_rollback(m);
+	return r;
+}
+
+int mem_migrate(struct mem *m, const struct mem_migration *list, size_t n)
+{
+	int v, r;
+
+	for (size_t i = 0; i < n; i++)
+		if (list[i].version != (int)i + 1 || !list[i].sql)
+			return mem_error(m, -EINVAL, "migration %zu has version %d, expected %zu",
+					 i, list[i].version, i + 1);
+	v = read_version(m);
+	if (v < 0)
+		return v;
+	if ((size_t)v > n)
+		return mem_error(m, -EPROTO,
+				 "database schema version %d is newer than this homeostat's %zu", v,
+				 n);
+	for (size_t i = (size_t)v; i < n; i++) {
+		r = apply_one(m, &list[i]);
+		if (r < 0)
+			return r;
+	}
+	/* A newer homeostat may have migrated past us while we waited for the lock. */
+	v = read_version(m);
+	if (v < 0)
+		return v;
+	if ((size_t)v > n)
+		return mem_error(m, -EPROTO,
+				 "database schema version %d is newer than this homeostat's %zu", v,
+				 n);
+	return 0;
+}

@@ -1,0 +1,862 @@
+/* test_memory.c - unit tests of agent/memory/: schema and migrations, the change state
+ * machine, the audit trail, approvals, fingerprints and should_attempt, history.
+ *
+ * No root needed: each test gets a fresh directory under /tmp and a fake clock, so that every
+ * id, state, timestamp and audit row can be asserted exactly. A second, raw sqlite connection
+ * plays the part of someone tampering with the file.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+
+#include <cmocka.h>
+
+#include "memory/internal.h"
+#include "memory/memory.h"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct mem *m;
+	int64_t now;
+};
+
+static int64_t fake_clock(void *ud)
+{
+	return ((struct fixture *)ud)->now;
+}
+
+static void remove_db(struct fixture *f)
+{
+	char p[160];
+
+	unlink(f->path);
+	snprintf(p, sizeof(p), "%s-wal", f->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", f->path);
+	unlink(p);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_memory.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/memory.db", f->dir);
+	f->now = 1000;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	mem_close(f->m);
+	remove_db(f);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static struct mem *open_db(struct fixture *f)
+{
+	assert_int_equal(mem_open(f->path, &f->m), 0);
+	mem_set_clock(f->m, fake_clock, f);
+	return f->m;
+}
+
+/* Runs sql on a raw connection; returns the sqlite result code and copies the message. */
+static int raw_exec(const char *path, const char *sql, char *msg, size_t size)
+{
+	sqlite3 *db;
+	char *err = NULL;
+	int rc;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+	if (msg)
+		snprintf(msg, size, "%s", err ? err : "");
+	sqlite3_free(err);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* First column of the first row of sql, as text ("" if none). */
+static void raw_query(const char *path, const char *sql, char *out, size_t size)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	out[0] = '\0';
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(out, size, "%s", sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* All audit rows as "seq|at|actor|event|change_id|detail" lines. */
+static void audit_dump(const char *path, char *out, size_t size)
+{
+	raw_query(path,
+		  "SELECT group_concat(seq || '|' || at || '|' || actor || '|' || event || '|' ||"
+		  " coalesce(change_id, '-') || '|' || detail, char(10)) FROM"
+		  " (SELECT * FROM audit ORDER BY seq)",
+		  out, size);
+}
+
+static const struct mem_change somaxconn = {
+    .kind = MEM_KIND_SYSCTL,
+    .target = "web",
+    .knob = "net.core.somaxconn",
+    .before = "4096",
+    .after = "1000",
+    .why = "listen queue overflows 120/s; runbook accept-queue: raise the backlog",
+    .source = "runbook:accept-queue",
+    .revert = "sysctl -w net.core.somaxconn=4096",
+};
+
+/* Schema */
+
+static void test_open_creates_schema(void **state)
+{
+	struct fixture *f = *state;
+	char out[256];
+	struct stat stb;
+	sqlite3_stmt *st;
+	mode_t old = umask(0);
+
+	open_db(f);
+	umask(old);
+	assert_int_equal(mem_schema_version(f->m), 1);
+	assert_int_equal(MEM_SCHEMA_VERSION, 1);
+	assert_string_equal(mem_last_error(f->m), "");
+	assert_int_equal(stat(f->path, &stb), 0);
+	assert_int_equal(stb.st_mode & 07777, 0600);
+	raw_query(f->path, "PRAGMA journal_mode", out, sizeof(out));
+	assert_string_equal(out, "wal");
+	/* Per-connection settings, read on the library's own connection: FULL (2), ON (1). */
+	assert_int_equal(sqlite3_prepare_v2(f->m->db,
+					    "SELECT synchronous || ',' || foreign_keys"
+					    " FROM pragma_synchronous, pragma_foreign_keys",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "2,1");
+	sqlite3_finalize(st);
+	raw_query(f->path,
+		  "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
+		  " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
+		  out, sizeof(out));
+	assert_string_equal(out, "approvals,audit,changes,outcomes");
+	raw_query(f->path,
+		  "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
+		  " WHERE type = 'trigger' ORDER BY name)",
+		  out, sizeof(out));
+	assert_string_equal(out, "approvals_no_delete,audit_no_delete,audit_no_update,"
+				 "changes_no_delete,outcomes_no_delete,outcomes_no_update");
+
+	/* Reopening keeps the version and the data. */
+	assert_int_equal(mem_change_intent(f->m, &somaxconn), 1);
+	mem_close(f->m);
+	open_db(f);
+	assert_int_equal(mem_schema_version(f->m), 1);
+	assert_int_equal(mem_change_intent(f->m, &somaxconn), 2);
+}
+
+static void test_newer_database_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct mem *m = (struct mem *)0x1;
+
+	open_db(f);
+	mem_close(f->m);
+	f->m = NULL;
+	assert_int_equal(raw_exec(f->path, "PRAGMA user_version = 2", NULL, 0), SQLITE_OK);
+	assert_int_equal(mem_open(f->path, &m), -EPROTO);
+	assert_null(m);
+}
+
+static void test_open_refuses_symlink(void **state)
+{
+	struct fixture *f = *state;
+	struct mem *m = NULL;
+	char link[160];
+
+	snprintf(link, sizeof(link), "%s/link.db", f->dir);
+	assert_int_equal(symlink("/tmp/nonexistent-homeostat.db", link), 0);
+	assert_int_equal(mem_open(link, &m), -ELOOP);
+	assert_null(m);
+	unlink(link);
+}
+
+static void test_migration_mechanism(void **state)
+{
+	struct fixture *f = *state;
+	const struct mem_migration two[] = {
+	    mem_migrations[0],
+	    {2, "CREATE TABLE fitness (at INTEGER NOT NULL, target TEXT, value REAL)"},
+	};
+	const struct mem_migration broken[] = {
+	    mem_migrations[0],
+	    {2, "CREATE TABLE half (a INTEGER); CREATE TABL oops (b)"},
+	};
+	const struct mem_migration gap[] = {mem_migrations[0], {3, "SELECT 1"}};
+	struct mem *m = NULL;
+	char out[64];
+
+	/* A failing migration leaves the database exactly at the version before it. */
+	assert_int_equal(mem_open_migrations(f->path, broken, 2, &m), -EIO);
+	assert_null(m);
+	raw_query(f->path, "PRAGMA user_version", out, sizeof(out));
+	assert_string_equal(out, "1");
+	raw_query(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'half'", out,
+		  sizeof(out));
+	assert_string_equal(out, "0");
+
+	assert_int_equal(mem_open_migrations(f->path, gap, 2, &m), -EINVAL);
+	assert_null(m);
+
+	/* Version 1 -> 2 by the newer list, then the older code refuses it. */
+	assert_int_equal(mem_open_migrations(f->path, two, 2, &m), 0);
+	assert_int_equal(mem_schema_version(m), 2);
+	mem_close(m);
+	raw_query(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'fitness'", out,
+		  sizeof(out));
+	assert_string_equal(out, "1");
+	assert_int_equal(mem_open(f->path, &m), -EPROTO);
+	assert_null(m);
+	/* The same list again migrates nothing. */
+	assert_int_equal(mem_open_migrations(f->path, two, 2, &m), 0);
+	assert_int_equal(mem_schema_version(m), 2);
+	mem_close(m);
+}
+
+/* Changes */
+
+static void test_intent_applied_kept(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_(mem_change_freep) struct mem_change *c = NULL;
+	_cleanup_free_ struct mem_outcome *latest = NULL;
+	struct mem_outcome o = {
+	    .change_id = 1,
+	    .fitness_before = 0.5,
+	    .fitness_after = 0.75,
+	    .verdict = MEM_VERDICT_KEEP,
+	    .stats_json = "{\"test\":\"mann-whitney-u\",\"n_canary\":120,\"p\":0.003}",
+	    .result = MEM_RESULT_DEPLOYED,
+	};
+	char expect[256], kernel[MEM_KERNEL_MAX], class[MEM_HOST_CLASS_MAX];
+	char audit[2048];
+
+	open_db(f);
+	assert_int_equal(mem_change_intent(f->m, &somaxconn), 1);
+	assert_int_equal(mem_change_get(f->m, 1, &c), 0);
+	assert_int_equal(c->id, 1);
+	assert_int_equal(c->state, MEM_STATE_INTENT);
+	assert_int_equal(c->kind, MEM_KIND_SYSCTL);
+	assert_int_equal(c->created_at, 1000);
+	assert_int_equal(c->updated_at, 1000);
+	assert_int_equal(c->acted_at, 1000);
+	assert_string_equal(c->target, "web");
+	assert_string_equal(c->knob, "net.core.somaxconn");
+	assert_string_equal(c->before, "4096");
+	assert_string_equal(c->after, "1000");
+	assert_string_equal(c->source, "runbook:accept-queue");
+	assert_string_equal(c->revert, "sysctl -w net.core.somaxconn=4096");
+	assert_string_equal(c->why, somaxconn.why);
+	assert_int_equal(mem_host_kernel(kernel, sizeof(kernel)), 0);
+	assert_int_equal(mem_host_class(class, sizeof(class)), 0);
+	snprintf(expect, sizeof(expect), "sysctl|web|net.core.somaxconn|v2^9|%s|%s", kernel, class);
+	assert_string_equal(c->fingerprint, expect);
+	mem_change_free(TAKE_PTR(c));
+
+	f->now = 2000;
+	assert_int_equal(
+	    mem_change_set_state(f->m, 1, MEM_STATE_APPLIED, "homeostatd", "canary started, 60 s"),
+	    0);
+	assert_int_equal(mem_outcome_latest(f->m, 1, &latest), -ENOENT);
+	f->now = 3000;
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), 1);
+	assert_int_equal(mem_change_get(f->m, 1, &c), 0);
+	assert_int_equal(c->state, MEM_STATE_KEPT);
+	assert_int_equal(c->created_at, 1000);
+	assert_int_equal(c->updated_at, 3000);
+	assert_int_equal(c->acted_at, 1000);
+
+	assert_int_equal(mem_outcome_latest(f->m, 1, &latest), 0);
+	assert_int_equal(latest->id, 1);
+	assert_int_equal(latest->change_id, 1);
+	assert_int_equal(latest->at, 3000);
+	assert_true(latest->fitness_before == 0.5);
+	assert_true(latest->fitness_after == 0.75);
+	assert_int_equal(latest->verdict, MEM_VERDICT_KEEP);
+	assert_int_equal(latest->result, MEM_RESULT_DEPLOYED);
+	assert_string_equal(latest->stats_json, o.stats_json);
+	assert_string_equal(latest->failure_reason, "");
+
+	audit_dump(f->path, audit, sizeof(audit));
+	assert_string_equal(audit,
+			    "1|1000|runbook:accept-queue|change.intent|1|sysctl net.core.somaxconn "
+			    "of 'web': '4096' -> '1000' (revert: sysctl -w "
+			    "net.core.somaxconn=4096)\n"
+			    "2|2000|homeostatd|change.applied|1|canary started, 60 s\n"
+			    "3|3000|judge|change.kept|1|verdict KEEP, result DEPLOYED, fitness 0.5 "
+			    "-> 0.75");
+}
+
+static void test_illegal_transitions(void **state)
+{
+	struct fixture *f = *state;
+	struct mem_outcome o = {
+	    .change_id = 1,
+	    .fitness_before = NAN,
+	    .fitness_after = NAN,
+	    .verdict = MEM_VERDICT_KEEP,
+	    .result = MEM_RESULT_DEPLOYED,
+	};
+	_cleanup_(mem_change_freep) struct mem_change *c = NULL;
+	char out[64];
+
+	open_db(f);
+	assert_int_equal(mem_change_intent(f->m, &somaxconn), 1);
+	assert_int_equal(mem_change_set_state(f->m, 1, MEM_STATE_APPLIED, "homeostatd", NULL), 0);
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), 1);
+
+	assert_int_equal(mem_change_set_state(f->m, 1, MEM_STATE_INTENT, "homeostatd", NULL),
+			 -EINVAL);
+	assert_string_equal(mem_last_error(f->m), "change 1 cannot go from KEPT to INTENT");
+	assert_int_equal(mem_change_set_state(f->m, 1, MEM_STATE_APPLIED, "homeostatd", NULL),
+			 -EINVAL);
+	assert_int_equal(mem_change_set_state(f->m, 99, MEM_STATE_APPLIED, "homeostatd", NULL),
+			 -ENOENT);
+	assert_string_equal(mem_last_error(f->m), "no change 99");
+	assert_int_equal(mem_change_set_state(f->m, 1, MEM_STATE_ROLLED_BACK, "", NULL), -EINVAL);
+	assert_int_equal(mem_change_get(f->m, 1, &c), 0);
+	assert_int_equal(c->state, MEM_STATE_KEPT);
+	raw_query(f->path, "SELECT count(*) FROM audit", out, sizeof(out));
+	assert_string_equal(out, "3");
+
+	/* An operator may still roll a KEPT change back; then it is final. */
+	assert_int_equal(
+	    mem_change_set_state(f->m, 1, MEM_STATE_ROLLED_BACK, "uid:0", "operator rollback"), 0);
+	assert_int_equal(mem_change_set_state(f->m, 1, MEM_STATE_KEPT, "homeostatd", NULL),
+			 -EINVAL);
+
+	/* Only the approval functions move a change into PENDING_APPROVAL. */
+	assert_int_equal(mem_change_record(f->m, &somaxconn, MEM_STATE_PROPOSED, "dry run"), 2);
+	assert_int_equal(
+	    mem_change_set_state(f->m, 2, MEM_STATE_PENDING_APPROVAL, "homeostatd", NULL), -EINVAL);
+	assert_int_equal(mem_change_record(f->m, &somaxconn, MEM_STATE_KEPT, NULL), -EINVAL);
+	/* An outcome for a change that never started is refused. */
+	o.change_id = 2;
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), -EINVAL);
+	assert_string_equal(mem_last_error(f->m),
+			    "change 2 in state PROPOSED cannot take result DEPLOYED");
+	o.change_id = 42;
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), -ENOENT);
+
+	assert_true(mem_transition_allowed(MEM_STATE_INTENT, MEM_STATE_APPLIED));
+	assert_false(mem_transition_allowed(MEM_STATE_KEPT, MEM_STATE_INTENT));
+	assert_false(mem_transition_allowed(MEM_STATE_PENDING_APPROVAL, MEM_STATE_APPROVED));
+	assert_false(mem_transition_allowed(MEM_STATE_COUNT, MEM_STATE_INTENT));
+}
+
+static void test_bad_input(void **state)
+{
+	struct fixture *f = *state;
+	struct mem_change c = somaxconn;
+	struct mem_outcome o = {
+	    .change_id = 1,
+	    .verdict = MEM_VERDICT_KEEP,
+	    .result = MEM_RESULT_DEPLOYED,
+	    .stats_json = "{not json",
+	};
+	char out[64];
+
+	open_db(f);
+	c.target = "";
+	assert_int_equal(mem_change_intent(f->m, &c), -EINVAL);
+	assert_string_equal(mem_last_error(f->m), "change needs a non-empty target");
+	c = somaxconn;
+	c.kind = MEM_KIND_COUNT;
+	assert_int_equal(mem_change_intent(f->m, &c), -EINVAL);
+	assert_int_equal(mem_change_intent(f->m, &somaxconn), 1);
+	assert_int_equal(mem_change_set_state(f->m, 1, MEM_STATE_APPLIED, "homeostatd", NULL), 0);
+	/* Stats that are not a JSON object are refused, and nothing of the outcome is written. */
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), -EINVAL);
+	assert_string_equal(mem_last_error(f->m),
+			    "outcome stats are not a JSON object: '{not json'");
+	o.stats_json = "[1, 2]";
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), -EINVAL);
+	raw_query(f->path, "SELECT state FROM changes WHERE id = 1", out, sizeof(out));
+	assert_string_equal(out, "APPLIED");
+	raw_query(f->path, "SELECT count(*) FROM outcomes", out, sizeof(out));
+	assert_string_equal(out, "0");
+	/* The explicit fingerprint is kept as given. */
+	c = somaxconn;
+	c.fingerprint = "custom|fp";
+	assert_int_equal(mem_change_intent(f->m, &c), 2);
+	raw_query(f->path, "SELECT fingerprint FROM changes WHERE id = 2", out, sizeof(out));
+	assert_string_equal(out, "custom|fp");
+}
+
+/* Audit */
+
+static void test_audit_append_only(void **state)
+{
+	struct fixture *f = *state;
+	char msg[256], out[256];
+
+	open_db(f);
+	assert_int_equal(mem_audit(f->m, "homeostatd", "daemon.start", 0, "version %d", 1), 1);
+	assert_int_equal(mem_change_intent(f->m, &somaxconn), 1);
+	f->now = 1500;
+	assert_int_equal(mem_audit(f->m, "uid:0", "ctl.pause", 1, "paused by '%s'", "root"), 3);
+	assert_int_equal(mem_audit(f->m, "uid:0", "ctl.pause", 77, "no such change"), -EINVAL);
+	assert_int_equal(mem_audit(f->m, "", "x", 0, "no actor"), -EINVAL);
+
+	assert_int_equal(
+	    raw_exec(f->path, "UPDATE audit SET actor = 'mallory' WHERE seq = 1", msg, sizeof(msg)),
+	    SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "audit is append-only");
+	assert_int_equal(raw_exec(f->path, "DELETE FROM audit", msg, sizeof(msg)),
+			 SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "audit is append-only");
+	assert_int_equal(raw_exec(f->path, "DELETE FROM changes", msg, sizeof(msg)),
+			 SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "changes are never deleted");
+	raw_query(f->path, "SELECT count(*) || ':' || max(seq) FROM audit", out, sizeof(out));
+	assert_string_equal(out, "3:3");
+	audit_dump(f->path, out, sizeof(out));
+	assert_string_equal(strrchr(out, '\n') + 1, "3|1500|uid:0|ctl.pause|1|paused by 'root'");
+	assert_int_equal(strncmp(out, "1|1000|homeostatd|daemon.start|-|version 1\n", 41), 0);
+}
+
+/* Approvals */
+
+static int64_t propose(struct fixture *f)
+{
+	return mem_change_record(f->m, &somaxconn, MEM_STATE_PROPOSED, "needs approval");
+}
+
+struct pending_seen {
+	int n;
+	int64_t ids[8];
+	int64_t expires[8];
+};
+
+static int on_pending(const struct mem_approval *a, const struct mem_change *c, void *ud)
+{
+	struct pending_seen *s = ud;
+
+	assert_int_equal(a->change_id, c->id);
+	assert_int_equal(a->state, MEM_APPROVAL_PENDING);
+	assert_int_equal(c->state, MEM_STATE_PENDING_APPROVAL);
+	s->ids[s->n] = c->id;
+	s->expires[s->n++] = a->expires_at;
+	return 0;
+}
+
+static void test_approvals(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_(mem_change_freep) struct mem_change *c = NULL;
+	struct pending_seen seen = {0};
+	struct mem_counts counts;
+	char out[1024];
+
+	open_db(f);
+	assert_int_equal(propose(f), 1);
+	assert_int_equal(propose(f), 2);
+	assert_int_equal(propose(f), 3);
+	assert_int_equal(mem_change_intent(f->m, &somaxconn), 4);
+	assert_int_equal(mem_approval_request(f->m, 1, 10000), 1);
+	assert_int_equal(mem_approval_request(f->m, 2, 10000), 2);
+	assert_int_equal(mem_approval_request(f->m, 3, 5000), 3);
+	assert_int_equal(mem_approval_request(f->m, 3, 5000), -EINVAL);
+	assert_string_equal(
+	    mem_last_error(f->m),
+	    "change 3 is PENDING_APPROVAL: only a PROPOSED change can await approval");
+	assert_int_equal(mem_approval_request(f->m, 4, 5000), -EINVAL);
+	assert_int_equal(mem_approval_request(f->m, 9, 5000), -ENOENT);
+
+	assert_int_equal(mem_approvals_pending(f->m, on_pending, &seen), 3);
+	assert_int_equal(seen.ids[0], 1);
+	assert_int_equal(seen.ids[2], 3);
+	assert_int_equal(seen.expires[2], 5000);
+	assert_int_equal(mem_counts(f->m, f->now, &counts), 0);
+	assert_int_equal(counts.pending_approvals, 3);
+
+	/* approve */
+	f->now = 2000;
+	assert_int_equal(mem_approval_decide(f->m, 1, true, "alice"), 0);
+	assert_int_equal(mem_change_get(f->m, 1, &c), 0);
+	assert_int_equal(c->state, MEM_STATE_APPROVED);
+	mem_change_free(TAKE_PTR(c));
+	raw_query(f->path,
+		  "SELECT state || '|' || decided_at || '|' || decided_by FROM approvals"
+		  " WHERE change_id = 1",
+		  out, sizeof(out));
+	assert_string_equal(out, "APPROVED|2000|alice");
+	assert_int_equal(mem_approval_decide(f->m, 1, false, "bob"), -EALREADY);
+	assert_string_equal(mem_last_error(f->m), "approval of change 1 is already APPROVED");
+	assert_int_equal(mem_change_set_state(f->m, 1, MEM_STATE_INTENT, "homeostatd", NULL), 0);
+
+	/* reject */
+	assert_int_equal(mem_approval_decide(f->m, 2, false, "bob"), 0);
+	assert_int_equal(mem_change_get(f->m, 2, &c), 0);
+	assert_int_equal(c->state, MEM_STATE_DENIED);
+	mem_change_free(TAKE_PTR(c));
+	assert_int_equal(mem_approval_decide(f->m, 2, true, "alice"), -EALREADY);
+	assert_int_equal(mem_approval_decide(f->m, 4, true, "alice"), -ENOENT);
+	assert_int_equal(mem_approval_decide(f->m, 3, true, ""), -EINVAL);
+
+	/* expire: too late to approve, then the sweep denies it */
+	f->now = 5000;
+	assert_int_equal(mem_approval_decide(f->m, 3, true, "alice"), -ETIMEDOUT);
+	assert_string_equal(mem_last_error(f->m), "approval of change 3 has expired");
+	assert_int_equal(mem_approvals_expire(f->m, 4999), 0);
+	assert_int_equal(mem_approvals_expire(f->m, 5000), 1);
+	assert_int_equal(mem_approvals_expire(f->m, 5000), 0);
+	assert_int_equal(mem_change_get(f->m, 3, &c), 0);
+	assert_int_equal(c->state, MEM_STATE_DENIED);
+	raw_query(f->path,
+		  "SELECT state || '|' || decided_at || '|' || decided_by FROM approvals"
+		  " WHERE change_id = 3",
+		  out, sizeof(out));
+	assert_string_equal(out, "EXPIRED|5000|");
+	assert_int_equal(mem_approval_decide(f->m, 3, true, "alice"), -EALREADY);
+	assert_string_equal(mem_last_error(f->m), "approval of change 3 is already EXPIRED");
+
+	seen.n = 0;
+	assert_int_equal(mem_approvals_pending(f->m, on_pending, &seen), 0);
+	raw_query(f->path,
+		  "SELECT group_concat(actor || ' ' || event || ' ' || change_id || ' ' || detail,"
+		  " ';') FROM (SELECT * FROM audit WHERE change_id = 3 ORDER BY seq)",
+		  out, sizeof(out));
+	assert_string_equal(out, "runbook:accept-queue change.proposed 3 sysctl net.core.somaxconn "
+				 "of 'web': '4096' -> '1000' (revert: sysctl -w "
+				 "net.core.somaxconn=4096): needs approval;homeostatd "
+				 "change.pending_approval 3 approval 3 expires in 4 s;"
+				 "homeostatd change.denied 3 approval expired");
+}
+
+/* Fingerprints and should_attempt */
+
+static void assert_fp(const char *value, const char *bucket)
+{
+	struct mem_candidate c = {
+	    .kind = MEM_KIND_SYSCTL,
+	    .target = "web",
+	    .knob = "net.core.somaxconn",
+	    .value = value,
+	    .kernel = "6.1",
+	    .host_class = "x86_64-2cpu-8g",
+	};
+	char buf[256], expect[256];
+
+	snprintf(expect, sizeof(expect), "sysctl|web|net.core.somaxconn|%s|6.1|x86_64-2cpu-8g",
+		 bucket);
+	assert_int_equal(mem_fingerprint(&c, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, expect);
+}
+
+static void test_fingerprint_buckets(void **state)
+{
+	struct mem_candidate c = {
+	    .kind = MEM_KIND_SIGNAL,
+	    .target = "a|b",
+	    .knob = "SIGHUP",
+	    .value = "",
+	    .kernel = "6.1",
+	    .host_class = "x86_64-2cpu-8g",
+	};
+	char buf[64];
+
+	assert_fp("1000", "v2^9");
+	assert_fp("1023", "v2^9");
+	assert_fp("512", "v2^9");
+	assert_fp("1024", "v2^10");
+	assert_fp("1025", "v2^10");
+	assert_fp("2047", "v2^10");
+	assert_fp("1", "v2^0");
+	assert_fp("0", "v0");
+	assert_fp("+8", "v2^3");
+	assert_fp("-5", "v-2^2");
+	assert_fp("-20", "v-2^4");
+	assert_fp("4096 87380 6291456", "v2^12,2^16,2^22");
+	assert_fp("  4096\t87380 ", "v2^12,2^16");
+	assert_fp("18446744073709551615", "v2^63");
+	assert_fp("18446744073709551616", "=18446744073709551616");
+	assert_fp("cubic", "=cubic");
+	assert_fp("0.5", "=0.5");
+	assert_fp("4096 max", "=4096 max");
+	assert_fp("a|b%c\n", "=a%7Cb%25c%0A");
+	assert_fp("", "=");
+	assert_fp("-", "=-");
+
+	assert_int_equal(mem_fingerprint(&c, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "signal|a%7Cb|SIGHUP|=|6.1|x86_64-2cpu-8g");
+	assert_int_equal(mem_fingerprint(&c, buf, 20), -ENAMETOOLONG);
+	assert_int_equal(strlen(buf), 19);
+	c.kernel = NULL;
+	assert_int_equal(mem_fingerprint(&c, buf, sizeof(buf)), -EINVAL);
+	c.kernel = "6.1";
+	c.kind = MEM_KIND_COUNT;
+	assert_int_equal(mem_fingerprint(&c, buf, sizeof(buf)), -EINVAL);
+}
+
+static void test_should_attempt(void **state)
+{
+	struct fixture *f = *state;
+	struct mem_candidate cand = {
+	    .kind = MEM_KIND_SYSCTL,
+	    .target = "web",
+	    .knob = "net.core.somaxconn",
+	    .value = "1023",
+	};
+	struct mem_outcome o = {
+	    .change_id = 1,
+	    .fitness_before = 0.8,
+	    .fitness_after = 0.6,
+	    .verdict = MEM_VERDICT_ROLLBACK,
+	    .stats_json = "{\"test\":\"mann-whitney-u\",\"p\":0.001}",
+	    .result = MEM_RESULT_ROLLED_BACK,
+	    .failure_reason = "p99 latency +80ms",
+	};
+	struct mem_change c = somaxconn;
+	char why[MEM_WHY_MAX], expect[MEM_WHY_MAX], fp[256];
+
+	open_db(f);
+	cand.kernel = f->m->kernel;
+	cand.host_class = f->m->host_class;
+	assert_int_equal(mem_fingerprint(&cand, fp, sizeof(fp)), 0);
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, sizeof(why)), 1);
+	assert_string_equal(why, "");
+
+	/* A change that is still running or was kept does not block. */
+	assert_int_equal(mem_change_intent(f->m, &somaxconn), 1);
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, sizeof(why)), 1);
+	assert_int_equal(mem_change_set_state(f->m, 1, MEM_STATE_APPLIED, "homeostatd", NULL), 0);
+	f->now = 86400000 + 3000;
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), 1);
+
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, sizeof(why)), 0);
+	snprintf(expect, sizeof(expect),
+		 "change 1 (%s) failed on 1970-01-02 00:00:03 UTC: ROLLED_BACK, verdict "
+		 "ROLLBACK: p99 latency +80ms",
+		 fp);
+	assert_string_equal(why, expect);
+	assert_int_equal(mem_should_attempt(f->m, &cand, NULL, 0), 0);
+	/* NULL kernel and host class mean this host's. */
+	cand.kernel = NULL;
+	cand.host_class = NULL;
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, sizeof(why)), 0);
+	assert_string_equal(why, expect);
+	cand.kernel = f->m->kernel;
+	cand.host_class = f->m->host_class;
+
+	/* Another bucket, another kernel, another target: go. */
+	cand.value = "1025";
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, sizeof(why)), 1);
+	cand.value = "1000";
+	cand.kernel = "9.9";
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, sizeof(why)), 1);
+	cand.kernel = f->m->kernel;
+	cand.target = "db";
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, sizeof(why)), 1);
+
+	/* A FAILED change without outcome blocks too, and the newest failure is named. */
+	c.target = "db";
+	c.after = "600";
+	assert_int_equal(mem_change_intent(f->m, &c), 2);
+	f->now = 86400000 + 60000;
+	assert_int_equal(
+	    mem_change_set_state(f->m, 2, MEM_STATE_FAILED, "actuator", "write: Permission denied"),
+	    0);
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, sizeof(why)), 0);
+	cand.value = "1000";
+	assert_int_equal(mem_fingerprint(&cand, fp, sizeof(fp)), 0);
+	snprintf(expect, sizeof(expect), "change 2 (%s) failed on 1970-01-02 00:01:00 UTC: FAILED",
+		 fp);
+	assert_string_equal(why, expect);
+
+	/* INCONCLUSIVE counts as a failure. */
+	c.target = "cache";
+	assert_int_equal(mem_change_intent(f->m, &c), 3);
+	assert_int_equal(mem_change_set_state(f->m, 3, MEM_STATE_APPLIED, "homeostatd", NULL), 0);
+	o.change_id = 3;
+	o.verdict = MEM_VERDICT_INCONCLUSIVE;
+	o.failure_reason = "";
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), 2);
+	cand.target = "cache";
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, ": ROLLED_BACK, verdict INCONCLUSIVE"));
+	assert_int_equal(strncmp(why, "change 3 (sysctl|cache|", 23), 0);
+
+	/* A tiny reason buffer is still terminated. */
+	assert_int_equal(mem_should_attempt(f->m, &cand, why, 8), 0);
+	assert_string_equal(why, "change ");
+}
+
+/* History, reconciliation, counts */
+
+struct seen {
+	int n;
+	int64_t ids[16];
+	int64_t outcome_ids[16];
+	struct mem *m;
+	int stop_after;
+};
+
+static int on_history(const struct mem_change *c, const struct mem_outcome *o, void *ud)
+{
+	struct seen *s = ud;
+
+	s->ids[s->n] = c->id;
+	s->outcome_ids[s->n++] = o ? o->id : 0;
+	if (s->stop_after && s->n == s->stop_after)
+		return -42;
+	return 0;
+}
+
+static int on_unconcluded(const struct mem_change *c, void *ud)
+{
+	struct seen *s = ud;
+
+	s->ids[s->n++] = c->id;
+	/* Callbacks may write: the reconciliation rolls the change back from here. */
+	if (s->m)
+		assert_int_equal(mem_change_set_state(s->m, c->id, MEM_STATE_ROLLED_BACK,
+						      "homeostatd", "reconciled at start"),
+				 0);
+	return 0;
+}
+
+static void test_history_and_reconcile(void **state)
+{
+	struct fixture *f = *state;
+	struct mem_outcome o = {
+	    .fitness_before = NAN,
+	    .fitness_after = NAN,
+	    .verdict = MEM_VERDICT_KEEP,
+	    .result = MEM_RESULT_DEPLOYED,
+	};
+	struct seen s = {0};
+	struct mem_counts counts;
+
+	open_db(f);
+	for (int i = 1; i <= 5; i++) {
+		f->now = 1000 * i;
+		assert_int_equal(mem_change_intent(f->m, &somaxconn), i);
+	}
+	assert_int_equal(mem_change_record(f->m, &somaxconn, MEM_STATE_PROPOSED, NULL), 6);
+	/* 1: KEPT with two outcomes (the newest is shown); 2: APPLIED; 3: FAILED; 4, 5: INTENT */
+	assert_int_equal(mem_change_set_state(f->m, 1, MEM_STATE_APPLIED, "homeostatd", NULL), 0);
+	o.change_id = 1;
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), 1);
+	o.verdict = MEM_VERDICT_NONE;
+	o.result = MEM_RESULT_ROLLED_BACK;
+	assert_int_equal(mem_outcome_record(f->m, &o, "uid:0"), 2);
+	assert_int_equal(mem_change_set_state(f->m, 2, MEM_STATE_APPLIED, "homeostatd", NULL), 0);
+	o.change_id = 3;
+	o.result = MEM_RESULT_FAILED;
+	assert_int_equal(mem_outcome_record(f->m, &o, "actuator"), 3);
+
+	assert_int_equal(mem_history(f->m, 3, on_history, &s), 3);
+	assert_int_equal(s.ids[0], 6);
+	assert_int_equal(s.ids[1], 5);
+	assert_int_equal(s.ids[2], 4);
+	assert_int_equal(s.outcome_ids[0], 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_history(f->m, 0, on_history, &s), 6);
+	assert_int_equal(s.ids[5], 1);
+	assert_int_equal(s.outcome_ids[5], 2);
+	assert_int_equal(s.outcome_ids[3], 3);
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 2;
+	assert_int_equal(mem_history(f->m, 10, on_history, &s), -42);
+	assert_int_equal(s.n, 2);
+
+	f->now = 3600 * 1000 + 2500;
+	assert_int_equal(mem_counts(f->m, f->now, &counts), 0);
+	assert_int_equal(counts.changes_last_hour, 3); /* acted at 3000, 4000, 5000 */
+	assert_int_equal(counts.active, 3);	       /* 2 APPLIED, 4 and 5 INTENT */
+	assert_int_equal(counts.pending_approvals, 0);
+	assert_int_equal(counts.total, 6);
+
+	/* Reconciliation: newest first, and the callback may write. */
+	memset(&s, 0, sizeof(s));
+	s.m = f->m;
+	assert_int_equal(mem_changes_unconcluded(f->m, on_unconcluded, &s), 3);
+	assert_int_equal(s.ids[0], 5);
+	assert_int_equal(s.ids[1], 4);
+	assert_int_equal(s.ids[2], 2);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_changes_unconcluded(f->m, on_unconcluded, &s), 0);
+	assert_int_equal(mem_counts(f->m, f->now, &counts), 0);
+	assert_int_equal(counts.active, 0);
+}
+
+/* Host helpers and names */
+
+static void test_host_and_names(void **state)
+{
+	char kernel[MEM_KERNEL_MAX], class[MEM_HOST_CLASS_MAX], expect[32];
+	struct utsname u;
+	unsigned a, b;
+
+	assert_int_equal(mem_host_kernel(kernel, sizeof(kernel)), 0);
+	assert_int_equal(uname(&u), 0);
+	assert_int_equal(sscanf(u.release, "%u.%u", &a, &b), 2);
+	snprintf(expect, sizeof(expect), "%u.%u", a, b);
+	assert_string_equal(kernel, expect);
+	assert_int_equal(mem_host_kernel(kernel, 2), -ENAMETOOLONG);
+	assert_int_equal(mem_host_class(class, sizeof(class)), 0);
+	assert_int_equal(strncmp(class, u.machine, strlen(u.machine)), 0);
+	assert_non_null(strstr(class, "cpu-"));
+	assert_int_equal(class[strlen(class) - 1], 'g');
+
+	assert_string_equal(mem_kind_name(MEM_KIND_RLIMIT), "rlimit");
+	assert_string_equal(mem_kind_name(MEM_KIND_PATCH), "patch");
+	assert_null(mem_kind_name(MEM_KIND_COUNT));
+	assert_int_equal(mem_kind_from_name("cgroup"), MEM_KIND_CGROUP);
+	assert_int_equal(mem_kind_from_name("CGROUP"), -EINVAL);
+	for (int s = 0; s < MEM_STATE_COUNT; s++)
+		assert_int_equal(mem_state_from_name(mem_state_name(s)), s);
+	assert_string_equal(mem_state_name(MEM_STATE_PENDING_APPROVAL), "PENDING_APPROVAL");
+	assert_int_equal(mem_verdict_from_name("INCONCLUSIVE"), MEM_VERDICT_INCONCLUSIVE);
+	assert_int_equal(mem_result_from_name("ROLLED_BACK"), MEM_RESULT_ROLLED_BACK);
+	assert_int_equal(mem_approval_state_from_name("EXPIRED"), MEM_APPROVAL_EXPIRED);
+	assert_int_equal(mem_state_from_name(NULL), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_newer_database_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_refuses_symlink, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_mechanism, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_intent_applied_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_illegal_transitions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_append_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_approvals, setup, teardown),
+	    cmocka_unit_test(test_fingerprint_buckets),
+	    cmocka_unit_test_setup_teardown(test_should_attempt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_history_and_reconcile, setup, teardown),
+	    cmocka_unit_test(test_host_and_names),
+	};
+
+	return cmocka_run_group_tests_name("memory", tests, NULL, NULL);
+}
