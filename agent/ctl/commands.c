@@ -1,0 +1,341 @@
+/* commands.c - what the daemon answers on its control socket.
+ *
+ * Each request type has one handler in the table below. Handlers read the daemon's state and
+ * its memory and build typed tables with the proto.h builder; they never block (every query
+ * is a bounded sqlite read). A request that changes something (approve, reject, pause,
+ * resume) is recorded in the audit trail before it is acknowledged, and the answer carries
+ * the audit sequence number, so that an acknowledged request is never lost.
+ */
+#include <inttypes.h>
+#include <time.h>
+
+#include "ctl/commands.h"
+#include "daemon.h"
+#include "lib/log.h"
+#include "memory/memory.h"
+#include "remediate/runbook.h"
+#include "safety/policy.h"
+
+#define HISTORY_DEFAULT 50
+#define HISTORY_MAX 10000
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void iso_time(int64_t ms, char *buf, size_t size)
+{
+	time_t t = ms / 1000;
+	struct tm tm;
+
+	if (ms <= 0) {
+		hs_strlcpy(buf, "", size);
+		return;
+	}
+	localtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int status_daemon(struct hs_daemon *d, struct ctl_response *r)
+{
+	static const char *const cols[] = {"version", "pid", "mode", "paused", "uptime_s",
+					   "tick_ms", "ticks", "overruns", "last_tick_us",
+					   "policy", "runbooks", "db", "last_reload"};
+	static const enum ctl_col_type types[] = {
+		CTL_COL_STRING, CTL_COL_INT, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_INT,
+		CTL_COL_INT,	CTL_COL_INT, CTL_COL_INT,    CTL_COL_INT,    CTL_COL_STRING,
+		CTL_COL_INT,	CTL_COL_STRING, CTL_COL_STRING};
+	char when[32];
+	struct timespec ts;
+
+	_Static_assert(ARRAY_SIZE(cols) == ARRAY_SIZE(types), "columns and types");
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ctl_resp_table(r, "daemon", ARRAY_SIZE(cols), cols, types);
+	ctl_resp_row(r);
+	ctl_resp_cell_str(r, HS_VERSION);
+	ctl_resp_cell_int(r, getpid());
+	ctl_resp_cell_str(r, hs_mode_name(d));
+	ctl_resp_cell_str(r, d->paused ? "yes" : "no");
+	ctl_resp_cell_int(r, ts.tv_sec - (int64_t)(d->started_ms / 1000));
+	ctl_resp_cell_int(r, d->opts.tick_ms);
+	ctl_resp_cell_int(r, d->ticks);
+	ctl_resp_cell_int(r, d->overruns);
+	ctl_resp_cell_int(r, d->last_tick_us);
+	ctl_resp_cell_str(r, d->opts.policy);
+	ctl_resp_cell_int(r, d->runbooks ? (int64_t)d->runbooks->n : 0);
+	ctl_resp_cell_str(r, d->opts.db);
+	if (!d->last_reload_at)
+		return ctl_resp_cell_str(r, "none");
+	iso_time((int64_t)d->last_reload_at * 1000, when, sizeof(when));
+	return ctl_resp_cell_strf(r, "%s at %s", d->last_reload_ok ? "ok" : "refused, kept the old",
+				  when);
+}
+
+static int status_collectors(struct hs_daemon *d, struct ctl_response *r)
+{
+	static const char *const cols[] = {"collector", "state", "detail"};
+	static const enum ctl_col_type types[] = {CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING};
+	struct obs_collector_info info[OBS_MAX_COLLECTORS];
+	int n = obs_collectors(d->obs, info, ARRAY_SIZE(info));
+
+	ctl_resp_table(r, "collectors", ARRAY_SIZE(cols), cols, types);
+	for (int i = 0; i < n; i++) {
+		ctl_resp_row(r);
+		ctl_resp_cell_str(r, info[i].name);
+		ctl_resp_cell_str(r, obs_collector_state_name(info[i].state));
+		ctl_resp_cell_str(r, info[i].state == OBS_RUNNING ? info[i].why : info[i].reason);
+	}
+	return r->err;
+}
+
+static int status_lifecycle(struct hs_daemon *d, struct ctl_response *r)
+{
+	static const char *const cols[] = {"execs",	"forks",     "exits",	  "fatal_signals",
+					   "exec_rate", "fork_rate", "exit_rate", "fatal_rate"};
+	static const enum ctl_col_type types[] = {CTL_COL_INT,	CTL_COL_INT,  CTL_COL_INT,
+						  CTL_COL_INT,	CTL_COL_REAL, CTL_COL_REAL,
+						  CTL_COL_REAL, CTL_COL_REAL};
+	const struct obs_lifecycle *l = &d->snap.lifecycle;
+
+	if (!d->snap.lifecycle_valid)
+		return 0;
+	ctl_resp_table(r, "lifecycle", ARRAY_SIZE(cols), cols, types);
+	ctl_resp_row(r);
+	ctl_resp_cell_int(r, l->execs);
+	ctl_resp_cell_int(r, l->forks);
+	ctl_resp_cell_int(r, l->exits);
+	ctl_resp_cell_int(r, l->fatal_total);
+	ctl_resp_cell_real(r, l->exec_rate);
+	ctl_resp_cell_real(r, l->fork_rate);
+	ctl_resp_cell_real(r, l->exit_rate);
+	return ctl_resp_cell_real(r, l->fatal_rate);
+}
+
+static int status_changes(struct hs_daemon *d, struct ctl_response *r)
+{
+	static const char *const cols[] = {"last_hour", "active", "pending_approvals", "total"};
+	static const enum ctl_col_type types[] = {CTL_COL_INT, CTL_COL_INT, CTL_COL_INT,
+						  CTL_COL_INT};
+	struct mem_counts c;
+	int err = mem_counts(d->mem, now_ms(), &c);
+
+	if (err)
+		return ctl_resp_error(r, err, "cannot read the memory database: %s",
+				      mem_last_error(d->mem));
+	ctl_resp_table(r, "changes", ARRAY_SIZE(cols), cols, types);
+	ctl_resp_row(r);
+	ctl_resp_cell_int(r, c.changes_last_hour);
+	ctl_resp_cell_int(r, c.active);
+	ctl_resp_cell_int(r, c.pending_approvals);
+	return ctl_resp_cell_int(r, c.total);
+}
+
+static int approval_row(const struct mem_approval *a, const struct mem_change *c, void *ud)
+{
+	struct ctl_response *r = ud;
+	char req[32], exp[32];
+
+	iso_time(a->requested_at, req, sizeof(req));
+	iso_time(a->expires_at, exp, sizeof(exp));
+	ctl_resp_row(r);
+	ctl_resp_cell_int(r, c->id);
+	ctl_resp_cell_str(r, mem_kind_name(c->kind));
+	ctl_resp_cell_str(r, c->target);
+	ctl_resp_cell_str(r, c->knob);
+	ctl_resp_cell_strf(r, "%s -> %s", c->before, c->after);
+	ctl_resp_cell_str(r, req);
+	ctl_resp_cell_str(r, exp);
+	ctl_resp_cell_str(r, c->why);
+	return r->err;
+}
+
+static int status_approvals(struct hs_daemon *d, struct ctl_response *r)
+{
+	static const char *const cols[] = {"id",     "kind",	  "target",  "knob",
+					   "change", "requested", "expires", "why"};
+	static const enum ctl_col_type types[] = {CTL_COL_INT,	  CTL_COL_STRING, CTL_COL_STRING,
+						  CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
+						  CTL_COL_STRING, CTL_COL_STRING};
+	int n;
+
+	ctl_resp_table(r, "approvals", ARRAY_SIZE(cols), cols, types);
+	n = mem_approvals_pending(d->mem, approval_row, r);
+	if (n < 0 && !r->err)
+		return ctl_resp_error(r, n, "cannot read pending approvals: %s",
+				      mem_last_error(d->mem));
+	return r->err;
+}
+
+static int cmd_status(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
+{
+	int (*const parts[])(struct hs_daemon *, struct ctl_response *) = {
+		status_daemon, status_collectors, status_lifecycle, status_changes,
+		status_approvals,
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++)
+		if (parts[i](d, r) || r->status)
+			return r->status ? r->status : r->err;
+	return 0;
+}
+
+static int history_row(const struct mem_change *c, const struct mem_outcome *o, void *ud)
+{
+	struct ctl_response *r = ud;
+	char when[32];
+
+	iso_time(c->created_at, when, sizeof(when));
+	ctl_resp_row(r);
+	ctl_resp_cell_int(r, c->id);
+	ctl_resp_cell_str(r, when);
+	ctl_resp_cell_str(r, mem_kind_name(c->kind));
+	ctl_resp_cell_str(r, c->target);
+	ctl_resp_cell_str(r, c->knob);
+	ctl_resp_cell_str(r, c->before);
+	ctl_resp_cell_str(r, c->after);
+	ctl_resp_cell_str(r, mem_state_name(c->state));
+	ctl_resp_cell_str(r, o ? mem_verdict_name(o->verdict) : NULL);
+	ctl_resp_cell_str(r, o ? o->stats_json : NULL);
+	ctl_resp_cell_str(r, c->why);
+	ctl_resp_cell_str(r, c->source);
+	ctl_resp_cell_str(r, c->revert);
+	return r->err;
+}
+
+static int cmd_history(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
+{
+	static const char *const cols[] = {"id",    "time",    "kind",	"target", "knob",
+					   "before", "after",  "state", "verdict", "stats",
+					   "why",   "source", "revert"};
+	static const enum ctl_col_type types[] = {
+		CTL_COL_INT,	CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
+		CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
+		CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING};
+	int limit = req->limit ? (int)(req->limit > HISTORY_MAX ? HISTORY_MAX : req->limit)
+			       : HISTORY_DEFAULT;
+	int n;
+
+	ctl_resp_table(r, "history", ARRAY_SIZE(cols), cols, types);
+	n = mem_history(d->mem, limit, history_row, r);
+	if (n < 0 && !r->err)
+		return ctl_resp_error(r, n, "cannot read history: %s", mem_last_error(d->mem));
+	return r->err;
+}
+
+static int decide(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r,
+		  bool approve)
+{
+	const char *verb = approve ? "approved" : "rejected";
+	int err = mem_approval_decide(d->mem, req->id, approve, "operator (control socket)");
+
+	switch (err) {
+	case 0:
+		break;
+	case -ENOENT:
+		return ctl_resp_error(r, err, "change %" PRIu64 " has no approval request",
+				      req->id);
+	case -EALREADY:
+		return ctl_resp_error(r, err, "change %" PRIu64 " was already decided", req->id);
+	case -ETIMEDOUT:
+		return ctl_resp_error(r, err, "the approval of change %" PRIu64 " expired",
+				      req->id);
+	default:
+		return ctl_resp_error(r, err, "cannot record the decision: %s",
+				      mem_last_error(d->mem));
+	}
+	log_notice("change %" PRIu64 " %s by the operator", req->id, verb);
+	return ctl_resp_message(r, "change %" PRIu64 " %s", req->id, verb);
+}
+
+static int cmd_approve(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
+{
+	return decide(d, req, r, true);
+}
+
+static int cmd_reject(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
+{
+	return decide(d, req, r, false);
+}
+
+static int cmd_rollback(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
+{
+	_cleanup_(mem_change_freep) struct mem_change *c = NULL;
+	int err = mem_change_get(d->mem, req->id, &c);
+
+	if (err == -ENOENT)
+		return ctl_resp_error(r, err, "change %" PRIu64 " not found", req->id);
+	if (err)
+		return ctl_resp_error(r, err, "cannot read change %" PRIu64 ": %s", req->id,
+				      mem_last_error(d->mem));
+	if (!mem_transition_allowed(c->state, MEM_STATE_ROLLED_BACK))
+		return ctl_resp_error(r, -EINVAL,
+				      "change %" PRIu64 " is %s: only applied or kept changes can "
+				      "be rolled back",
+				      req->id, mem_state_name(c->state));
+	/* The actuators (agent/actuate/) do not exist yet, so nothing can have applied it. */
+	return ctl_resp_error(r, -EOPNOTSUPP,
+			      "no actuator for '%s' changes in this build: revert by hand with: %s",
+			      mem_kind_name(c->kind), c->revert);
+}
+
+static int set_paused(struct hs_daemon *d, struct ctl_response *r, bool pause)
+{
+	static const char *const cols[] = {"audit_seq", "paused"};
+	static const enum ctl_col_type types[] = {CTL_COL_INT, CTL_COL_STRING};
+	const char *event = pause ? "pause" : "resume";
+	bool was = d->paused;
+	int64_t seq;
+
+	seq = mem_audit(d->mem, "operator", event, 0, "%s by the operator (was %s)", event,
+			was ? "paused" : "running");
+	if (seq < 0)
+		return ctl_resp_error(r, (int)seq, "cannot record '%s': %s", event,
+				      mem_last_error(d->mem));
+	d->paused = pause;
+	if (was != pause)
+		log_notice("%s by the operator: %s", pause ? "paused" : "resumed",
+			   pause ? "no change will be proposed until resume"
+				 : "changes may be proposed again");
+	ctl_resp_message(r, "%s%s", was == pause ? "already " : "", pause ? "paused" : "running");
+	ctl_resp_table(r, "result", ARRAY_SIZE(cols), cols, types);
+	ctl_resp_row(r);
+	ctl_resp_cell_int(r, seq);
+	return ctl_resp_cell_str(r, pause ? "yes" : "no");
+}
+
+static int cmd_pause(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
+{
+	return set_paused(d, r, true);
+}
+
+static int cmd_resume(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
+{
+	return set_paused(d, r, false);
+}
+
+static int (*const handlers[])(struct hs_daemon *, const struct ctl_request *,
+			       struct ctl_response *) = {
+	[CTL_REQ_STATUS] = cmd_status,	   [CTL_REQ_HISTORY] = cmd_history,
+	[CTL_REQ_APPROVE] = cmd_approve,   [CTL_REQ_REJECT] = cmd_reject,
+	[CTL_REQ_ROLLBACK] = cmd_rollback, [CTL_REQ_PAUSE] = cmd_pause,
+	[CTL_REQ_RESUME] = cmd_resume,
+};
+
+int ctl_commands_handle(void *ud, const struct ctl_request *req, struct ctl_response *resp)
+{
+	struct hs_daemon *d = ud;
+
+	if (req->type >= ARRAY_SIZE(handlers) || !handlers[req->type])
+		return ctl_resp_error(resp, -EOPNOTSUPP, "request type %u is not handled",
+				      req->type);
+	log_debug("control request '%s'", ctl_req_desc(req->type)->name);
+	handlers[req->type](d, req, resp);
+	if (resp->err && !resp->status)
+		ctl_resp_error(resp, resp->err, "cannot build the answer: %s",
+			       strerror(-resp->err));
+	return resp->status;
+}
