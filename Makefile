@@ -32,7 +32,7 @@ SANFLAGS :=
 endif
 
 # Debian 12 packages the build, the tests and the benchmarks need.
-DEPS := clang llvm gcc make pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev \
+DEPS := clang llvm clang-format gcc make pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev \
 	libsqlite3-dev sqlite3 libyaml-dev libcmocka-dev iproute2 procps util-linux \
 	python3
 
@@ -151,7 +151,7 @@ run: deps
 		--db var/memory.db --socket var/control.sock $(RUN_ARGS)
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory check-tests perms
+	$(Q)$(MAKE) --no-print-directory format-check check-tests perms
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-tests
 	$(Q)tests/run.sh
 
@@ -179,7 +179,8 @@ format:
 	clang-format -i $(FORMAT_SRCS)
 
 format-check:
-	clang-format --dry-run -Werror $(FORMAT_SRCS)
+	$(call msg,FORMAT,check)
+	$(Q)clang-format --dry-run -Werror $(FORMAT_SRCS)
 
 clean:
 	rm -rf build

@@ -20,14 +20,14 @@ struct mem;
 struct ctl_server;
 
 struct hs_opts {
-	char *policy;	/* absolute paths once main() has resolved them */
+	char *policy; /* absolute paths once main() has resolved them */
 	char *runbooks;
 	char *db;
 	char *socket;
 	char *pin_dir;
 	char *state_dir; /* directory of the database: holds the lock */
 	unsigned tick_ms;
-	bool dry_run;	 /* forces dry_run whatever the policy says */
+	bool dry_run; /* forces dry_run whatever the policy says */
 	bool foreground;
 	int verbose;
 	bool check_config;
@@ -46,7 +46,7 @@ struct hs_daemon {
 	uint64_t started_ms; /* CLOCK_MONOTONIC */
 	time_t started_at;   /* wall clock, for humans */
 	uint64_t ticks;
-	uint64_t overruns;   /* ticks missed because one took longer than the period */
+	uint64_t overruns;     /* ticks missed because one took longer than the period */
 	uint64_t last_tick_us; /* how long the last tick took */
 	uint64_t reloads, reloads_refused;
 	time_t last_reload_at;

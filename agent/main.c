@@ -32,31 +32,30 @@
 #include "remediate/runbook.h"
 #include "safety/policy.h"
 
-#define DEFAULT_POLICY "/etc/homeostat/policy.yaml"
+#define DEFAULT_POLICY	 "/etc/homeostat/policy.yaml"
 #define DEFAULT_RUNBOOKS "/etc/homeostat/remediations"
-#define DEFAULT_DB "/var/lib/homeostat/memory.db"
-#define DEFAULT_SOCKET "/run/homeostat/control.sock"
-#define DEFAULT_TICK_MS 1000
+#define DEFAULT_DB	 "/var/lib/homeostat/memory.db"
+#define DEFAULT_SOCKET	 "/run/homeostat/control.sock"
+#define DEFAULT_TICK_MS	 1000
 #define EXPIRE_PERIOD_MS 5000
 
 enum { EV_TIMER = 1, EV_SIGNAL = 2 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: homeostatd [options]\n"
-		"  --policy FILE        safety policy (default " DEFAULT_POLICY ")\n"
-		"  --runbooks DIR       runbook directory (default " DEFAULT_RUNBOOKS ")\n"
-		"  --db FILE            memory database (default " DEFAULT_DB ")\n"
-		"  --socket PATH        control socket (default " DEFAULT_SOCKET ")\n"
-		"  --pin-dir DIR        BPF pin directory (default " OBS_PIN_DIR_DEFAULT ")\n"
-		"  --tick MS            tick period in milliseconds, 10..60000 (default 1000)\n"
-		"  --dry-run            log what would be done, change nothing\n"
-		"  --foreground         stay in the foreground and log to stderr\n"
-		"  --check-config       validate the policy (and --runbooks if given) and exit\n"
-		"  -v, --verbose        debug logging (libbpf's output included)\n"
-		"  -h, --help           this help\n"
-		"  --version            print the version\n");
+	fprintf(f, "usage: homeostatd [options]\n"
+		   "  --policy FILE        safety policy (default " DEFAULT_POLICY ")\n"
+		   "  --runbooks DIR       runbook directory (default " DEFAULT_RUNBOOKS ")\n"
+		   "  --db FILE            memory database (default " DEFAULT_DB ")\n"
+		   "  --socket PATH        control socket (default " DEFAULT_SOCKET ")\n"
+		   "  --pin-dir DIR        BPF pin directory (default " OBS_PIN_DIR_DEFAULT ")\n"
+		   "  --tick MS            tick period in milliseconds, 10..60000 (default 1000)\n"
+		   "  --dry-run            log what would be done, change nothing\n"
+		   "  --foreground         stay in the foreground and log to stderr\n"
+		   "  --check-config       validate the policy (and --runbooks if given) and exit\n"
+		   "  -v, --verbose        debug logging (libbpf's output included)\n"
+		   "  -h, --help           this help\n"
+		   "  --version            print the version\n");
 }
 
 static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
@@ -74,22 +73,32 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 
 static int parse_args(int argc, char **argv, struct hs_opts *o, bool *runbooks_given)
 {
-	enum { O_POLICY = 256, O_RUNBOOKS, O_DB, O_SOCKET, O_PIN, O_TICK, O_DRY, O_FG, O_CHECK,
-	       O_VERSION };
+	enum {
+		O_POLICY = 256,
+		O_RUNBOOKS,
+		O_DB,
+		O_SOCKET,
+		O_PIN,
+		O_TICK,
+		O_DRY,
+		O_FG,
+		O_CHECK,
+		O_VERSION
+	};
 	static const struct option longopts[] = {
-		{"policy", required_argument, NULL, O_POLICY},
-		{"runbooks", required_argument, NULL, O_RUNBOOKS},
-		{"db", required_argument, NULL, O_DB},
-		{"socket", required_argument, NULL, O_SOCKET},
-		{"pin-dir", required_argument, NULL, O_PIN},
-		{"tick", required_argument, NULL, O_TICK},
-		{"dry-run", no_argument, NULL, O_DRY},
-		{"foreground", no_argument, NULL, O_FG},
-		{"check-config", no_argument, NULL, O_CHECK},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, O_VERSION},
-		{},
+	    {"policy", required_argument, NULL, O_POLICY},
+	    {"runbooks", required_argument, NULL, O_RUNBOOKS},
+	    {"db", required_argument, NULL, O_DB},
+	    {"socket", required_argument, NULL, O_SOCKET},
+	    {"pin-dir", required_argument, NULL, O_PIN},
+	    {"tick", required_argument, NULL, O_TICK},
+	    {"dry-run", no_argument, NULL, O_DRY},
+	    {"foreground", no_argument, NULL, O_FG},
+	    {"check-config", no_argument, NULL, O_CHECK},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, O_VERSION},
+	    {},
 	};
 	int c;
 
@@ -113,8 +122,10 @@ static int parse_args(int argc, char **argv, struct hs_opts *o, bool *runbooks_g
 			break;
 		case O_TICK:
 			if (parse_uint(optarg, 10, 60000, &o->tick_ms)) {
-				fprintf(stderr, "homeostatd: invalid --tick '%s': must be between "
-						"10 and 60000 milliseconds\n", optarg);
+				fprintf(stderr,
+					"homeostatd: invalid --tick '%s': must be between "
+					"10 and 60000 milliseconds\n",
+					optarg);
 				return -EINVAL;
 			}
 			break;
@@ -150,8 +161,9 @@ static int parse_args(int argc, char **argv, struct hs_opts *o, bool *runbooks_g
 }
 
 /* Loads policy and runbooks into *policy and *runbooks, or fills errs and returns -EINVAL. */
-static int load_config(const char *policy_path, const char *runbook_dir, struct safe_policy **policy,
-		       struct heal_runbooks **runbooks, struct hs_errors *errs)
+static int load_config(const char *policy_path, const char *runbook_dir,
+		       struct safe_policy **policy, struct heal_runbooks **runbooks,
+		       struct hs_errors *errs)
 {
 	struct safe_policy *p = NULL;
 	struct heal_runbooks *r = NULL;
@@ -296,8 +308,8 @@ const char *hs_mode_name(const struct hs_daemon *d)
 /* The daemon's own files are protected from every action, whatever the policy says. */
 static void protect_own_files(struct hs_daemon *d, struct safe_policy *p)
 {
-	const char *own[] = {d->opts.policy, d->opts.runbooks, d->opts.db, d->opts.socket,
-			     d->opts.state_dir, "/proc/self/exe"};
+	const char *own[] = {d->opts.policy, d->opts.runbooks,	d->opts.db,
+			     d->opts.socket, d->opts.state_dir, "/proc/self/exe"};
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
@@ -321,7 +333,8 @@ static void reload(struct hs_daemon *d)
 		for (size_t i = 0; i < errs.n; i++)
 			log_err("%s", errs.msgs[i]);
 		log_err("configuration reload refused (%zu errors), keeping the running "
-			"configuration", errs.n);
+			"configuration",
+			errs.n);
 		mem_audit(d->mem, "daemon", "reload_refused", 0, "%zu errors, first: %s", errs.n,
 			  errs.n ? errs.msgs[0] : "");
 		hs_errors_clear(&errs);
@@ -367,8 +380,8 @@ static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 static int setup_loop(struct hs_daemon *d)
 {
 	struct itimerspec its = {
-		.it_interval = {d->opts.tick_ms / 1000, (d->opts.tick_ms % 1000) * 1000000L},
-		.it_value = {d->opts.tick_ms / 1000, (d->opts.tick_ms % 1000) * 1000000L},
+	    .it_interval = {d->opts.tick_ms / 1000, (d->opts.tick_ms % 1000) * 1000000L},
+	    .it_value = {d->opts.tick_ms / 1000, (d->opts.tick_ms % 1000) * 1000000L},
 	};
 	struct epoll_event ev = {.events = EPOLLIN};
 	sigset_t mask;
@@ -566,10 +579,16 @@ static void shutdown_daemon(struct hs_daemon *d)
 int main(int argc, char **argv)
 {
 	struct hs_daemon d = {
-		.opts = {.policy = DEFAULT_POLICY, .runbooks = DEFAULT_RUNBOOKS, .db = DEFAULT_DB,
-			 .socket = DEFAULT_SOCKET, .pin_dir = OBS_PIN_DIR_DEFAULT,
-			 .tick_ms = DEFAULT_TICK_MS},
-		.epfd = -1, .timer_fd = -1, .signal_fd = -1, .lock_fd = -1,
+	    .opts = {.policy = DEFAULT_POLICY,
+		     .runbooks = DEFAULT_RUNBOOKS,
+		     .db = DEFAULT_DB,
+		     .socket = DEFAULT_SOCKET,
+		     .pin_dir = OBS_PIN_DIR_DEFAULT,
+		     .tick_ms = DEFAULT_TICK_MS},
+	    .epfd = -1,
+	    .timer_fd = -1,
+	    .signal_fd = -1,
+	    .lock_fd = -1,
 	};
 	struct hs_opts *o = &d.opts;
 	struct hs_errors errs = {0};
@@ -582,8 +601,10 @@ int main(int argc, char **argv)
 	if (o->check_config)
 		return check_config(o, runbooks_given);
 	if (!privileged()) {
-		fprintf(stderr, "homeostatd: must run as root (or with CAP_BPF): it loads BPF "
-				"programs and changes the host (euid %u)\n", geteuid());
+		fprintf(stderr,
+			"homeostatd: must run as root (or with CAP_BPF): it loads BPF "
+			"programs and changes the host (euid %u)\n",
+			geteuid());
 		return 1;
 	}
 	if (absolutize(&o->policy) || absolutize(&o->runbooks) || absolutize(&o->db) ||

@@ -11,8 +11,8 @@
 
 struct lifecycle_counts {
 	__u64 execs;
-	__u64 exits;  /* whole processes: the last thread of a group */
-	__u64 forks;  /* new processes (not threads) */
+	__u64 exits;	      /* whole processes: the last thread of a group */
+	__u64 forks;	      /* new processes (not threads) */
 	__u64 fatal[LC_NSIG]; /* SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGSYS delivered */
 };
 

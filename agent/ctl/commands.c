@@ -17,7 +17,7 @@
 #include "safety/policy.h"
 
 #define HISTORY_DEFAULT 50
-#define HISTORY_MAX 10000
+#define HISTORY_MAX	10000
 
 static int64_t now_ms(void)
 {
@@ -42,13 +42,13 @@ static void iso_time(int64_t ms, char *buf, size_t size)
 
 static int status_daemon(struct hs_daemon *d, struct ctl_response *r)
 {
-	static const char *const cols[] = {"version", "pid", "mode", "paused", "uptime_s",
-					   "tick_ms", "ticks", "overruns", "last_tick_us",
-					   "policy", "runbooks", "db", "last_reload"};
+	static const char *const cols[] = {
+	    "version",	"pid",		"mode",	  "paused",   "uptime_s", "tick_ms",	"ticks",
+	    "overruns", "last_tick_us", "policy", "runbooks", "db",	  "last_reload"};
 	static const enum ctl_col_type types[] = {
-		CTL_COL_STRING, CTL_COL_INT, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_INT,
-		CTL_COL_INT,	CTL_COL_INT, CTL_COL_INT,    CTL_COL_INT,    CTL_COL_STRING,
-		CTL_COL_INT,	CTL_COL_STRING, CTL_COL_STRING};
+	    CTL_COL_STRING, CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_INT,
+	    CTL_COL_INT,    CTL_COL_INT,    CTL_COL_INT,    CTL_COL_INT,    CTL_COL_STRING,
+	    CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING};
 	char when[32];
 	struct timespec ts;
 
@@ -173,8 +173,7 @@ static int status_approvals(struct hs_daemon *d, struct ctl_response *r)
 static int cmd_status(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
 {
 	int (*const parts[])(struct hs_daemon *, struct ctl_response *) = {
-		status_daemon, status_collectors, status_lifecycle, status_changes,
-		status_approvals,
+	    status_daemon, status_collectors, status_lifecycle, status_changes, status_approvals,
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++)
@@ -208,13 +207,13 @@ static int history_row(const struct mem_change *c, const struct mem_outcome *o, 
 
 static int cmd_history(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
 {
-	static const char *const cols[] = {"id",    "time",    "kind",	"target", "knob",
+	static const char *const cols[] = {"id",     "time",   "kind",	"target",  "knob",
 					   "before", "after",  "state", "verdict", "stats",
-					   "why",   "source", "revert"};
+					   "why",    "source", "revert"};
 	static const enum ctl_col_type types[] = {
-		CTL_COL_INT,	CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
-		CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
-		CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING};
+	    CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
+	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
+	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING};
 	int limit = req->limit ? (int)(req->limit > HISTORY_MAX ? HISTORY_MAX : req->limit)
 			       : HISTORY_DEFAULT;
 	int n;
@@ -319,10 +318,10 @@ static int cmd_resume(struct hs_daemon *d, const struct ctl_request *req, struct
 
 static int (*const handlers[])(struct hs_daemon *, const struct ctl_request *,
 			       struct ctl_response *) = {
-	[CTL_REQ_STATUS] = cmd_status,	   [CTL_REQ_HISTORY] = cmd_history,
-	[CTL_REQ_APPROVE] = cmd_approve,   [CTL_REQ_REJECT] = cmd_reject,
-	[CTL_REQ_ROLLBACK] = cmd_rollback, [CTL_REQ_PAUSE] = cmd_pause,
-	[CTL_REQ_RESUME] = cmd_resume,
+    [CTL_REQ_STATUS] = cmd_status,     [CTL_REQ_HISTORY] = cmd_history,
+    [CTL_REQ_APPROVE] = cmd_approve,   [CTL_REQ_REJECT] = cmd_reject,
+    [CTL_REQ_ROLLBACK] = cmd_rollback, [CTL_REQ_PAUSE] = cmd_pause,
+    [CTL_REQ_RESUME] = cmd_resume,
 };
 
 int ctl_commands_handle(void *ud, const struct ctl_request *req, struct ctl_response *resp)

@@ -22,8 +22,7 @@ int hs_errors_add(struct hs_errors *e, const char *path, unsigned line, unsigned
 		  const char *fmt, ...) HS_PRINTF(5, 6);
 /* For errors of the whole file (open, owner, mode, empty): "path:1:1: message", so that
  * every diagnostic has the one shape editors and scripts parse. */
-int hs_errors_add_file(struct hs_errors *e, const char *path, const char *fmt, ...)
-	HS_PRINTF(3, 4);
+int hs_errors_add_file(struct hs_errors *e, const char *path, const char *fmt, ...) HS_PRINTF(3, 4);
 void hs_errors_print(const struct hs_errors *e, FILE *f);
 void hs_errors_clear(struct hs_errors *e);
 

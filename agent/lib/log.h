@@ -22,12 +22,12 @@ void log_msg(int level, const char *fmt, ...) HS_PRINTF(2, 3);
 /* Logs "message: strerror(-err)" and returns err (which is negative). */
 int log_errno_at(int level, int err, const char *fmt, ...) HS_PRINTF(3, 4);
 
-#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
-#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
-#define log_errno(err, ...) log_errno_at(LOG_ERR, (err), __VA_ARGS__)
+#define log_err(...)		 log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...)		 log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...)		 log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...)		 log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)		 log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_errno(err, ...)	 log_errno_at(LOG_ERR, (err), __VA_ARGS__)
 #define log_warn_errno(err, ...) log_errno_at(LOG_WARNING, (err), __VA_ARGS__)
 
 #endif

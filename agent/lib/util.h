@@ -17,9 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define HS_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define HS_UNUSED __attribute__((unused))
+#define HS_UNUSED	__attribute__((unused))
 
 static inline void hs_freep(void *p)
 {
@@ -38,23 +38,23 @@ static inline void hs_fclosep(FILE **f)
 		fclose(*f);
 }
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _cleanup_free_ _cleanup_(hs_freep)
-#define _cleanup_close_ _cleanup_(hs_closep)
+#define _cleanup_(f)	 __attribute__((cleanup(f)))
+#define _cleanup_free_	 _cleanup_(hs_freep)
+#define _cleanup_close_	 _cleanup_(hs_closep)
 #define _cleanup_fclose_ _cleanup_(hs_fclosep)
 
 /* Take ownership away from a _cleanup_ local. */
-#define TAKE_PTR(p)                                                                               \
-	({                                                                                        \
-		__typeof__(p) _p = (p);                                                           \
-		(p) = NULL;                                                                       \
-		_p;                                                                               \
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		__typeof__(p) _p = (p);                                                            \
+		(p) = NULL;                                                                        \
+		_p;                                                                                \
 	})
-#define TAKE_FD(fd)                                                                               \
-	({                                                                                        \
-		int _fd = (fd);                                                                   \
-		(fd) = -1;                                                                        \
-		_fd;                                                                              \
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _fd = (fd);                                                                    \
+		(fd) = -1;                                                                         \
+		_fd;                                                                               \
 	})
 
 /* Copy at most size-1 bytes and always terminate; returns -ENAMETOOLONG on truncation. */

@@ -39,7 +39,8 @@ static int lc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 	int err;
 
 	if (!f->raw_tp || !f->btf) {
-		snprintf(reason, reason_len, "needs %s", !f->btf ? "kernel BTF" : "raw tracepoints");
+		snprintf(reason, reason_len, "needs %s",
+			 !f->btf ? "kernel BTF" : "raw tracepoints");
 		return -EOPNOTSUPP;
 	}
 	s = calloc(1, sizeof(*s));
@@ -133,9 +134,9 @@ static int lc_sample(void *p, struct obs_snapshot *snap, uint64_t elapsed_ms)
 }
 
 const struct obs_collector_ops obs_lifecycle_ops = {
-	.name = "lifecycle",
-	.why = "process execs, forks, exits and fatal signals, host-wide",
-	.open = lc_open,
-	.sample = lc_sample,
-	.close = lc_close,
+    .name = "lifecycle",
+    .why = "process execs, forks, exits and fatal signals, host-wide",
+    .open = lc_open,
+    .sample = lc_sample,
+    .close = lc_close,
 };

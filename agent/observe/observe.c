@@ -25,7 +25,7 @@
 #define OBS_MAX_PINS 64
 
 static const struct obs_collector_ops *const collectors[] = {
-	&obs_lifecycle_ops,
+    &obs_lifecycle_ops,
 };
 
 struct obs {
@@ -70,9 +70,11 @@ static void probe_features(struct obs *obs)
 	obs->features.btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
 	obs->features.raw_tp = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_RAW_TRACEPOINT, NULL) == 1;
 	if (!obs->features.btf)
-		log_warn("kernel BTF missing (/sys/kernel/btf/vmlinux): CO-RE collectors unavailable");
+		log_warn(
+		    "kernel BTF missing (/sys/kernel/btf/vmlinux): CO-RE collectors unavailable");
 	if (!obs->features.raw_tp)
-		log_warn("raw tracepoints not supported by this kernel: lifecycle collector unavailable");
+		log_warn("raw tracepoints not supported by this kernel: lifecycle collector "
+			 "unavailable");
 }
 
 /* Makes sure /sys/fs/bpf (the parent of the pin directory) is a bpf filesystem. */
@@ -108,16 +110,16 @@ static int remove_stale_pins(struct obs *obs)
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
 		if (unlinkat(obs->pin_dir_fd, de->d_name, 0) < 0) {
-			log_warn_errno(-errno, "cannot remove stale pin '%s/%s', ignoring", obs->pin_dir,
-				       de->d_name);
+			log_warn_errno(-errno, "cannot remove stale pin '%s/%s', ignoring",
+				       obs->pin_dir, de->d_name);
 			continue;
 		}
 		n++;
 	}
 	closedir(d);
 	if (n)
-		log_info("removed %d stale pins from '%s' (an earlier daemon did not stop cleanly)", n,
-			 obs->pin_dir);
+		log_info("removed %d stale pins from '%s' (an earlier daemon did not stop cleanly)",
+			 n, obs->pin_dir);
 	return 0;
 }
 

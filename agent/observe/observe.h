@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define OBS_PIN_DIR_DEFAULT "/sys/fs/bpf/homeostat"
-#define OBS_MAX_COLLECTORS 16
+#define OBS_MAX_COLLECTORS  16
 
 struct obs;
 struct bpf_map;
@@ -21,9 +21,9 @@ struct bpf_program;
 
 /* What the running kernel offers, found by probes at start. */
 struct obs_features {
-	bool btf;	      /* /sys/kernel/btf/vmlinux: CO-RE relocations can be resolved */
-	bool raw_tp;	      /* BPF_PROG_TYPE_RAW_TRACEPOINT */
-	bool bpffs_mounted;   /* homeostat mounted bpffs itself */
+	bool btf;	    /* /sys/kernel/btf/vmlinux: CO-RE relocations can be resolved */
+	bool raw_tp;	    /* BPF_PROG_TYPE_RAW_TRACEPOINT */
+	bool bpffs_mounted; /* homeostat mounted bpffs itself */
 };
 
 enum obs_collector_state {
@@ -41,15 +41,15 @@ struct obs_collector_info {
 
 /* Host-wide process lifecycle over the last tick. */
 struct obs_lifecycle {
-	uint64_t execs, exits, forks;	  /* totals since the collector started */
+	uint64_t execs, exits, forks; /* totals since the collector started */
 	uint64_t fatal_total;
 	double exec_rate, exit_rate, fork_rate, fatal_rate; /* per second over the last tick */
 	uint64_t fatal_by_sig[64];
 };
 
 struct obs_snapshot {
-	uint64_t at_ms;	  /* CLOCK_MONOTONIC of the sample */
-	uint64_t tick;	  /* how many snapshots before this one */
+	uint64_t at_ms; /* CLOCK_MONOTONIC of the sample */
+	uint64_t tick;	/* how many snapshots before this one */
 	bool lifecycle_valid;
 	struct obs_lifecycle lifecycle;
 };
