@@ -327,6 +327,7 @@ static void reload(struct hs_daemon *d)
 	struct hs_errors errs = {0};
 	struct safe_policy *p = NULL;
 	struct heal_runbooks *r = NULL;
+	int err;
 
 	d->last_reload_at = time(NULL);
 	if (load_config(d->opts.policy, d->opts.runbooks, &p, &r, &errs)) {
@@ -343,6 +344,9 @@ static void reload(struct hs_daemon *d)
 		return;
 	}
 	protect_own_files(d, p);
+	err = obs_reconfigure(d->obs, p);
+	if (err)
+		log_warn_errno(err, "cannot observe the new targets, ignoring");
 	safe_policy_free(d->policy);
 	heal_runbooks_free(d->runbooks);
 	d->policy = p;
@@ -656,7 +660,7 @@ int main(int argc, char **argv)
 	if (!err)
 		err = setup_loop(&d);
 	if (!err)
-		err = obs_open(o->pin_dir, &d.obs);
+		err = obs_open(o->pin_dir, d.policy, &d.obs);
 	if (!err)
 		err = ctl_server_open(o->socket, d.epfd, ctl_commands_handle, &d, &d.ctl);
 	if (err) {

@@ -1,36 +1,45 @@
 // SPDX-License-Identifier: GPL-2.0
-/* lifecycle.bpf.c - process lifecycle and fatal signals, host-wide.
+/* lifecycle.bpf.c - process lifecycle and fatal signals per target; target membership.
  *
- * raw tracepoints need no tracefs and exist since 4.17; arguments are read with CO-RE so
- * the object loads unchanged on other kernels. No event leaves the kernel: counters only.
+ * Besides counting, these hooks keep hs_proc_target true: a forked process inherits its
+ * parent's target, an exec forgets it (the new program is classified again), an exit
+ * removes it. raw tracepoints need no tracefs; arguments are read with CO-RE.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "lifecycle.h"
+#include "hs_targets.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, HS_NTARGETS);
 	__type(key, __u32);
 	__type(value, struct lifecycle_counts);
 } lifecycle_counts SEC(".maps");
 
-static __always_inline struct lifecycle_counts *counts(void)
+static __always_inline struct lifecycle_counts *counts(__u32 target)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&lifecycle_counts, &zero);
+	return bpf_map_lookup_elem(&lifecycle_counts, &target);
 }
 
 SEC("raw_tp/sched_process_exec")
 int BPF_PROG(lc_exec)
 {
-	struct lifecycle_counts *c = counts();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct lifecycle_counts *c;
+	struct hs_task *t;
 
+	/* A new program: whatever made the old one a member no longer holds. */
+	bpf_map_delete_elem(&hs_proc_target, &tgid);
+	t = bpf_task_storage_get(&hs_tasks, bpf_get_current_task_btf(), 0, 0);
+	if (t)
+		t->gen = 0;
+	t = hs_current();
+	c = counts(t ? t->target : 0);
 	if (c)
 		c->execs++;
 	return 0;
@@ -39,10 +48,22 @@ int BPF_PROG(lc_exec)
 SEC("raw_tp/sched_process_fork")
 int BPF_PROG(lc_fork, struct task_struct *parent, struct task_struct *child)
 {
-	struct lifecycle_counts *c = counts();
+	struct lifecycle_counts *c;
+	struct hs_task *t;
+	__u32 tgid;
 
 	/* sched_process_fork fires for threads too; a new process is its own group leader. */
-	if (c && BPF_CORE_READ(child, pid) == BPF_CORE_READ(child, tgid))
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	t = hs_current();
+	if (!t)
+		return 0;
+	if (t->target) {
+		tgid = BPF_CORE_READ(child, tgid);
+		bpf_map_update_elem(&hs_proc_target, &tgid, &t->target, BPF_ANY);
+	}
+	c = counts(t->target);
+	if (c)
 		c->forks++;
 	return 0;
 }
@@ -50,11 +71,19 @@ int BPF_PROG(lc_fork, struct task_struct *parent, struct task_struct *child)
 SEC("raw_tp/sched_process_exit")
 int BPF_PROG(lc_exit, struct task_struct *task)
 {
-	struct lifecycle_counts *c = counts();
+	struct lifecycle_counts *c;
+	struct hs_task *t;
+	__u32 tgid;
 
 	/* do_exit() drops signal->live before this tracepoint: zero means the group is dead. */
-	if (c && BPF_CORE_READ(task, signal, live.counter) == 0)
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	t = hs_current();
+	c = counts(t ? t->target : 0);
+	if (c)
 		c->exits++;
+	tgid = BPF_CORE_READ(task, tgid);
+	bpf_map_delete_elem(&hs_proc_target, &tgid);
 	return 0;
 }
 
@@ -63,14 +92,20 @@ int BPF_PROG(lc_signal, int sig, struct kernel_siginfo *info, struct task_struct
 	     int result)
 {
 	struct lifecycle_counts *c;
+	__u32 target = 0, tgid, *t;
 
 	/* result 0 is TRACE_SIGNAL_DELIVERED; ignored or blocked signals kill nobody. */
 	if (result != 0)
 		return 0;
 	if (sig != 4 && sig != 6 && sig != 7 && sig != 8 && sig != 11 && sig != 31)
 		return 0;
-	c = counts();
+	/* The victim, not the sender, is the one that dies. */
+	tgid = BPF_CORE_READ(task, tgid);
+	t = bpf_map_lookup_elem(&hs_proc_target, &tgid);
+	if (t && *t < HS_NTARGETS)
+		target = *t;
+	c = counts(target);
 	if (c)
-		c->fatal[sig & 63]++;
+		c->fatal[sig & (LC_NSIG - 1)]++;
 	return 0;
 }

@@ -1,8 +1,8 @@
 /* lifecycle.h - shared between bpf/lifecycle.bpf.c and agent/observe/lifecycle.c.
  *
- * Host-wide process lifecycle counters: execs, process exits and fatal signals by signal
- * number. Kept in one per-CPU array slot so that the hot path is a plain increment; the
- * agent sums the CPUs once per tick.
+ * Process lifecycle counters per target (see targets.h): execs, process exits and fatal
+ * signals by signal number. Kept in a per-CPU array indexed by target so that the hot path
+ * is a plain increment; the agent sums the CPUs once per tick.
  */
 #ifndef HS_BPF_LIFECYCLE_H
 #define HS_BPF_LIFECYCLE_H

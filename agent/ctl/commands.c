@@ -92,27 +92,73 @@ static int status_collectors(struct hs_daemon *d, struct ctl_response *r)
 	return r->err;
 }
 
-static int status_lifecycle(struct hs_daemon *d, struct ctl_response *r)
+static void errno_list(const struct obs_target_snap *t, double secs, char *buf, size_t size)
 {
-	static const char *const cols[] = {"execs",	"forks",     "exits",	  "fatal_signals",
-					   "exec_rate", "fork_rate", "exit_rate", "fatal_rate"};
-	static const enum ctl_col_type types[] = {CTL_COL_INT,	CTL_COL_INT,  CTL_COL_INT,
-						  CTL_COL_INT,	CTL_COL_REAL, CTL_COL_REAL,
-						  CTL_COL_REAL, CTL_COL_REAL};
-	const struct obs_lifecycle *l = &d->snap.lifecycle;
+	size_t off = 0;
 
-	if (!d->snap.lifecycle_valid)
-		return 0;
-	ctl_resp_table(r, "lifecycle", ARRAY_SIZE(cols), cols, types);
+	buf[0] = '\0';
+	for (int i = 0; i < t->n_errnos && off < size; i++) {
+		const char *name = strerrorname_np(t->top_errnos[i].err);
+		int n = snprintf(buf + off, size - off, "%s%s %.0f/s", i ? ", " : "",
+				 name ? name : "?", secs > 0 ? t->top_errnos[i].count / secs : 0.0);
+
+		off += n > 0 ? (size_t)n : 0;
+	}
+}
+
+static void target_row(struct ctl_response *r, const struct obs_target_snap *t, double secs)
+{
+	char errs[160];
+
+	errno_list(t, secs, errs, sizeof(errs));
 	ctl_resp_row(r);
-	ctl_resp_cell_int(r, l->execs);
-	ctl_resp_cell_int(r, l->forks);
-	ctl_resp_cell_int(r, l->exits);
-	ctl_resp_cell_int(r, l->fatal_total);
-	ctl_resp_cell_real(r, l->exec_rate);
-	ctl_resp_cell_real(r, l->fork_rate);
-	ctl_resp_cell_real(r, l->exit_rate);
-	return ctl_resp_cell_real(r, l->fatal_rate);
+	ctl_resp_cell_str(r, t->name);
+	if (t->index > 0)
+		ctl_resp_cell_int(r, t->nprocs);
+	else
+		ctl_resp_cell_null(r);
+	ctl_resp_cell_real(r, t->sc_rate);
+	ctl_resp_cell_real(r, t->sc_error_rate);
+	ctl_resp_cell_str(r, errs);
+	ctl_resp_cell_real(r, obs_hist_quantile(&t->sc_lat_window, 0.50) / 1000.0);
+	ctl_resp_cell_real(r, obs_hist_quantile(&t->sc_lat_window, 0.99) / 1000.0);
+	ctl_resp_cell_real(r, obs_hist_quantile(&t->rq_lat_window, 0.99) / 1000.0);
+	if (t->index != 0) {
+		ctl_resp_cell_real(r, t->rss_bytes / 1048576.0);
+		ctl_resp_cell_real(r, t->rss_slope / 1024.0);
+	} else {
+		ctl_resp_cell_null(r);
+		ctl_resp_cell_null(r);
+	}
+	ctl_resp_cell_int(r, t->execs);
+	ctl_resp_cell_int(r, t->exits);
+	ctl_resp_cell_int(r, t->fatal);
+}
+
+/* One row for the whole host, then one per policy target, then the rest of the host. */
+static int status_targets(struct hs_daemon *d, struct ctl_response *r)
+{
+	static const char *const cols[] = {
+	    "target",	  "procs",	"syscalls_s",	"errors_s", "top_errnos",
+	    "p50_sys_us", "p99_sys_us", "p99_runq_us",	"rss_mib",  "rss_slope_kib_s",
+	    "execs",	  "exits",	"fatal_signals"};
+	static const enum ctl_col_type types[] = {
+	    CTL_COL_STRING, CTL_COL_INT,  CTL_COL_REAL, CTL_COL_REAL, CTL_COL_STRING,
+	    CTL_COL_REAL,   CTL_COL_REAL, CTL_COL_REAL, CTL_COL_REAL, CTL_COL_REAL,
+	    CTL_COL_INT,    CTL_COL_INT,  CTL_COL_INT};
+	const struct obs_snapshot *s = &d->snap;
+	double secs = s->elapsed_ms / 1000.0;
+
+	_Static_assert(ARRAY_SIZE(cols) == ARRAY_SIZE(types), "columns and types");
+	if (!s->tick && !s->at_ms)
+		return 0;
+	ctl_resp_table(r, "targets", ARRAY_SIZE(cols), cols, types);
+	target_row(r, &s->host, secs);
+	for (int i = 1; i < s->ntargets; i++)
+		target_row(r, &s->t[i], secs);
+	if (s->ntargets > 1)
+		target_row(r, &s->t[0], secs);
+	return r->err;
 }
 
 static int status_changes(struct hs_daemon *d, struct ctl_response *r)
@@ -173,7 +219,7 @@ static int status_approvals(struct hs_daemon *d, struct ctl_response *r)
 static int cmd_status(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
 {
 	int (*const parts[])(struct hs_daemon *, struct ctl_response *) = {
-	    status_daemon, status_collectors, status_lifecycle, status_changes, status_approvals,
+	    status_daemon, status_collectors, status_targets, status_changes, status_approvals,
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++)

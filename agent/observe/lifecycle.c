@@ -1,7 +1,9 @@
 /* lifecycle.c - user side of bpf/lifecycle.bpf.c: exec, fork, exit and fatal signals.
  *
- * The BPF side keeps per-CPU counters; each tick sums the CPUs and turns the difference with
- * the previous tick into rates. Needs raw tracepoints and BTF (CO-RE reads of task_struct).
+ * The BPF side keeps per-CPU counters per target; each tick sums the CPUs and turns the
+ * difference with the previous tick into per-target deltas. This collector also owns target
+ * membership in the kernel (fork inherits, exec and exit forget), so it loads first and
+ * creates the shared target maps. Needs raw tracepoints, BTF and task storage.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -17,8 +19,7 @@ struct lc_state {
 	struct lifecycle_bpf *skel;
 	int ncpus;
 	struct lifecycle_counts *percpu;
-	struct lifecycle_counts prev;
-	bool have_prev;
+	struct lifecycle_counts prev[HS_NTARGETS];
 };
 
 static void lc_close(void *p)
@@ -35,12 +36,20 @@ static void lc_close(void *p)
 static int lc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 {
 	const struct obs_features *f = obs_features(obs);
+	static const char *const pins[][2] = {
+	    {"lc_exec", "lifecycle_exec"},
+	    {"lc_fork", "lifecycle_fork"},
+	    {"lc_exit", "lifecycle_exit"},
+	    {"lc_signal", "lifecycle_signal"},
+	};
 	struct lc_state *s;
 	int err;
 
-	if (!f->raw_tp || !f->btf) {
+	if (!f->raw_tp || !f->btf || !f->task_storage) {
 		snprintf(reason, reason_len, "needs %s",
-			 !f->btf ? "kernel BTF" : "raw tracepoints");
+			 !f->btf      ? "kernel BTF"
+			 : !f->raw_tp ? "raw tracepoints"
+				      : "task storage");
 		return -EOPNOTSUPP;
 	}
 	s = calloc(1, sizeof(*s));
@@ -53,14 +62,21 @@ static int lc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		goto cleanup;
 	}
 	s->percpu = calloc(s->ncpus, sizeof(*s->percpu));
-	if (!s->percpu) {
+	s->skel = lifecycle_bpf__open();
+	if (!s->percpu || !s->skel) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	s->skel = lifecycle_bpf__open_and_load();
-	if (!s->skel) {
-		err = -errno;
-		snprintf(reason, reason_len, "load failed: %s", strerror(errno));
+	err = obs_share_maps(obs, s->skel->obj);
+	if (!err)
+		err = lifecycle_bpf__load(s->skel);
+	if (err) {
+		snprintf(reason, reason_len, "load failed: %s", strerror(-err));
+		goto cleanup;
+	}
+	err = obs_adopt_maps(obs, s->skel->obj);
+	if (err) {
+		snprintf(reason, reason_len, "cannot share target maps: %s", strerror(-err));
 		goto cleanup;
 	}
 	err = lifecycle_bpf__attach(s->skel);
@@ -69,14 +85,9 @@ static int lc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		goto cleanup;
 	}
 	err = obs_pin_map(obs, s->skel->maps.lifecycle_counts, "lifecycle_counts");
-	if (!err)
-		err = obs_pin_prog(obs, s->skel->progs.lc_exec, "lifecycle_exec");
-	if (!err)
-		err = obs_pin_prog(obs, s->skel->progs.lc_fork, "lifecycle_fork");
-	if (!err)
-		err = obs_pin_prog(obs, s->skel->progs.lc_exit, "lifecycle_exit");
-	if (!err)
-		err = obs_pin_prog(obs, s->skel->progs.lc_signal, "lifecycle_signal");
+	for (size_t i = 0; i < ARRAY_SIZE(pins) && !err; i++)
+		err = obs_pin_prog(obs, bpf_object__find_program_by_name(s->skel->obj, pins[i][0]),
+				   pins[i][1]);
 	if (err) {
 		snprintf(reason, reason_len, "pin failed: %s", strerror(-err));
 		goto cleanup;
@@ -88,54 +99,41 @@ cleanup:
 	return err;
 }
 
-static double per_second(uint64_t delta, uint64_t elapsed_ms)
-{
-	return elapsed_ms ? (double)delta * 1000.0 / (double)elapsed_ms : 0.0;
-}
-
 static int lc_sample(void *p, struct obs_snapshot *snap, uint64_t elapsed_ms)
 {
 	struct lc_state *s = p;
-	struct lifecycle_counts sum = {0};
-	struct obs_lifecycle *l = &snap->lifecycle;
-	__u32 zero = 0;
-	uint64_t prev_fatal = 0;
-	int err;
+	int fd = bpf_map__fd(s->skel->maps.lifecycle_counts);
 
-	err = bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.lifecycle_counts), &zero, s->percpu);
-	if (err)
-		return -errno;
-	for (int cpu = 0; cpu < s->ncpus; cpu++) {
-		sum.execs += s->percpu[cpu].execs;
-		sum.exits += s->percpu[cpu].exits;
-		sum.forks += s->percpu[cpu].forks;
-		for (int i = 0; i < LC_NSIG; i++)
-			sum.fatal[i] += s->percpu[cpu].fatal[i];
+	for (__u32 idx = 0; idx < (__u32)snap->ntargets; idx++) {
+		struct lifecycle_counts sum = {0}, *prev = &s->prev[idx];
+		struct obs_target_snap *t = &snap->t[idx];
+
+		if (bpf_map_lookup_elem(fd, &idx, s->percpu))
+			return -errno;
+		for (int cpu = 0; cpu < s->ncpus; cpu++) {
+			sum.execs += s->percpu[cpu].execs;
+			sum.exits += s->percpu[cpu].exits;
+			sum.forks += s->percpu[cpu].forks;
+			for (int i = 0; i < LC_NSIG; i++)
+				sum.fatal[i] += s->percpu[cpu].fatal[i];
+		}
+		t->execs = sum.execs - prev->execs;
+		t->exits = sum.exits - prev->exits;
+		t->forks = sum.forks - prev->forks;
+		t->fatal = 0;
+		for (int i = 0; i < LC_NSIG; i++) {
+			t->fatal_by_sig[i] = sum.fatal[i] - prev->fatal[i];
+			t->fatal += t->fatal_by_sig[i];
+		}
+		*prev = sum;
 	}
-	l->execs = sum.execs;
-	l->exits = sum.exits;
-	l->forks = sum.forks;
-	l->fatal_total = 0;
-	for (int i = 0; i < LC_NSIG; i++) {
-		l->fatal_by_sig[i] = sum.fatal[i];
-		l->fatal_total += sum.fatal[i];
-		prev_fatal += s->prev.fatal[i];
-	}
-	if (s->have_prev) {
-		l->exec_rate = per_second(sum.execs - s->prev.execs, elapsed_ms);
-		l->exit_rate = per_second(sum.exits - s->prev.exits, elapsed_ms);
-		l->fork_rate = per_second(sum.forks - s->prev.forks, elapsed_ms);
-		l->fatal_rate = per_second(l->fatal_total - prev_fatal, elapsed_ms);
-	}
-	s->prev = sum;
-	s->have_prev = true;
 	snap->lifecycle_valid = true;
 	return 0;
 }
 
 const struct obs_collector_ops obs_lifecycle_ops = {
     .name = "lifecycle",
-    .why = "process execs, forks, exits and fatal signals, host-wide",
+    .why = "process execs, forks, exits and fatal signals per target; target membership",
     .open = lc_open,
     .sample = lc_sample,
     .close = lc_close,

@@ -24,8 +24,21 @@
 
 #define OBS_MAX_PINS 64
 
+/* lifecycle first: it owns target membership and creates the shared target maps. */
 static const struct obs_collector_ops *const collectors[] = {
     &obs_lifecycle_ops,
+    &obs_syscalls_ops,
+    &obs_runqlat_ops,
+};
+
+/* Maps every collector shares (bpf/hs_targets.bpf.h), by name. */
+static const char *const shared_maps[] = {"hs_tasks", "hs_proc_target", "hs_comm_target",
+					  "hs_cgrp_target", "hs_cfg"};
+enum { SHARED_TASKS, SHARED_PROC, SHARED_COMM, SHARED_CGRP, SHARED_CFG, SHARED_N };
+
+struct rss_ring {
+	double t[OBS_WINDOW_TICKS], v[OBS_WINDOW_TICKS];
+	unsigned next, filled;
 };
 
 struct obs {
@@ -40,6 +53,11 @@ struct obs {
 	} col[ARRAY_SIZE(collectors)];
 	char *pins[OBS_MAX_PINS];
 	int npins;
+	int shared_fd[SHARED_N];
+	bool targets_ready;
+	struct obs_targets targets;
+	const struct safe_policy *policy;     /* until the targets are ready */
+	struct rss_ring rss[HS_NTARGETS + 1]; /* the last one: the host */
 	uint64_t last_ms;
 	uint64_t ticks;
 };
@@ -69,6 +87,20 @@ static void probe_features(struct obs *obs)
 {
 	obs->features.btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
 	obs->features.raw_tp = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_RAW_TRACEPOINT, NULL) == 1;
+	/* tp_btf needs BTF; whether the kernel takes the program is learnt at load. */
+	obs->features.tp_btf = obs->features.btf;
+	obs->features.task_storage =
+	    libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, NULL) == 1;
+	if (!obs->features.task_storage)
+		log_warn("task storage maps not supported by this kernel: collectors that need "
+			 "per-task state are unavailable");
+	/* tp_btf needs BTF; whether the kernel takes the program is learnt at load. */
+	obs->features.tp_btf = obs->features.btf;
+	obs->features.task_storage =
+	    libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, NULL) == 1;
+	if (!obs->features.task_storage)
+		log_warn("task storage maps not supported by this kernel: collectors that need "
+			 "per-task state are unavailable");
 	if (!obs->features.btf)
 		log_warn(
 		    "kernel BTF missing (/sys/kernel/btf/vmlinux): CO-RE collectors unavailable");
@@ -185,7 +217,76 @@ int obs_pin_prog(struct obs *obs, struct bpf_program *prog, const char *name)
 	return 0;
 }
 
-int obs_open(const char *pin_dir, struct obs **out)
+int obs_share_maps(struct obs *obs, struct bpf_object *obj)
+{
+	for (int i = 0; i < SHARED_N; i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(obj, shared_maps[i]);
+		int err;
+
+		if (!m || obs->shared_fd[i] < 0)
+			continue;
+		err = bpf_map__reuse_fd(m, obs->shared_fd[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int obs_adopt_maps(struct obs *obs, struct bpf_object *obj)
+{
+	int err;
+
+	for (int i = 0; i < SHARED_N; i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(obj, shared_maps[i]);
+
+		if (!m || obs->shared_fd[i] >= 0)
+			continue;
+		obs->shared_fd[i] = fcntl(bpf_map__fd(m), F_DUPFD_CLOEXEC, 3);
+		if (obs->shared_fd[i] < 0)
+			return -errno;
+		/* Task storage is keyed by pidfd: bpftool cannot walk it, so it is not pinned. */
+		if (bpf_map__type(m) == BPF_MAP_TYPE_TASK_STORAGE)
+			continue;
+		err = obs_pin_map(obs, m, shared_maps[i]);
+		if (err)
+			return err;
+	}
+	if (obs->targets_ready)
+		return 0;
+	for (int i = 0; i < SHARED_N; i++)
+		if (obs->shared_fd[i] < 0)
+			return -ENOENT;
+	obs_targets_init(&obs->targets, obs->shared_fd[SHARED_PROC], obs->shared_fd[SHARED_COMM],
+			 obs->shared_fd[SHARED_CGRP], obs->shared_fd[SHARED_CFG]);
+	obs->targets_ready = true;
+	/* Before any program is attached, so that the first events are classified right. */
+	return obs_targets_configure(&obs->targets, obs->policy);
+}
+
+int obs_reconfigure(struct obs *obs, const struct safe_policy *policy)
+{
+	obs->policy = policy;
+	if (!obs->targets_ready)
+		return 0;
+	return obs_targets_configure(&obs->targets, policy);
+}
+
+const struct obs_targets *obs_targets(const struct obs *obs)
+{
+	return obs->targets_ready ? &obs->targets : NULL;
+}
+
+const struct obs_target_snap *obs_snapshot_target(const struct obs_snapshot *s, const char *name)
+{
+	if (streq(name, "host"))
+		return &s->host;
+	for (int i = 0; i < s->ntargets; i++)
+		if (s->t[i].name && streq(s->t[i].name, name))
+			return &s->t[i];
+	return NULL;
+}
+
+int obs_open(const char *pin_dir, const struct safe_policy *policy, struct obs **out)
 {
 	struct obs *obs = calloc(1, sizeof(*obs));
 	int err, running = 0;
@@ -193,6 +294,9 @@ int obs_open(const char *pin_dir, struct obs **out)
 	if (!obs)
 		return -ENOMEM;
 	obs->pin_dir_fd = -1;
+	obs->policy = policy;
+	for (int i = 0; i < SHARED_N; i++)
+		obs->shared_fd[i] = -1;
 	err = hs_strlcpy(obs->pin_dir, pin_dir, sizeof(obs->pin_dir));
 	if (err) {
 		log_err("pin directory '%s' is too long", pin_dir);
@@ -244,6 +348,11 @@ void obs_close(struct obs *obs)
 			log_warn_errno(-errno, "cannot unpin '%s', ignoring", obs->pins[i]);
 		free(obs->pins[i]);
 	}
+	for (int i = 0; i < SHARED_N; i++)
+		if (obs->shared_fd[i] >= 0)
+			close(obs->shared_fd[i]);
+	if (obs->targets_ready)
+		obs_targets_free(&obs->targets);
 	if (obs->pin_dir_fd >= 0) {
 		/* Only an empty directory goes: whatever else is there is not ours. */
 		if (rmdir(obs->pin_dir) < 0 && errno != ENOENT && errno != ENOTEMPTY)
@@ -251,6 +360,128 @@ void obs_close(struct obs *obs)
 		close(obs->pin_dir_fd);
 	}
 	free(obs);
+}
+
+static uint64_t statm_rss(pid_t pid)
+{
+	char path[64], buf[128];
+	unsigned long size, resident;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+		return 0;
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Memory in use on the host: MemTotal - MemAvailable. */
+static uint64_t host_used(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long long total = 0, avail = 0, v;
+	char key[64];
+
+	if (!f)
+		return 0;
+	while (fscanf(f, "%63s %llu kB\n", key, &v) == 2) {
+		if (streq(key, "MemTotal:"))
+			total = v;
+		else if (streq(key, "MemAvailable:"))
+			avail = v;
+	}
+	fclose(f);
+	return total > avail ? (total - avail) * 1024 : 0;
+}
+
+/* Least-squares slope of the ring, in units per second. */
+static double ring_slope(struct rss_ring *r, double t, double v)
+{
+	double st = 0, sv = 0, stt = 0, stv = 0, n;
+
+	r->t[r->next] = t;
+	r->v[r->next] = v;
+	r->next = (r->next + 1) % OBS_WINDOW_TICKS;
+	if (r->filled < OBS_WINDOW_TICKS)
+		r->filled++;
+	if (r->filled < 3)
+		return 0;
+	n = r->filled;
+	for (unsigned i = 0; i < r->filled; i++) {
+		double x = r->t[i] - t;
+
+		st += x;
+		sv += r->v[i];
+		stt += x * x;
+		stv += x * r->v[i];
+	}
+	if (n * stt - st * st == 0)
+		return 0;
+	return (n * stv - st * sv) / (n * stt - st * st);
+}
+
+static void sample_memory(struct obs *obs, struct obs_snapshot *snap)
+{
+	double now = snap->at_ms / 1000.0;
+
+	for (int idx = 1; idx < snap->ntargets; idx++) {
+		const struct obs_members *m = &obs->targets.members[idx];
+		struct obs_target_snap *t = &snap->t[idx];
+
+		t->nprocs = m->n;
+		t->rss_bytes = 0;
+		for (size_t i = 0; i < m->n; i++)
+			t->rss_bytes += statm_rss(m->pids[i]);
+		t->rss_slope = ring_slope(&obs->rss[idx], now, (double)t->rss_bytes);
+	}
+	snap->host.rss_bytes = host_used();
+	snap->host.rss_slope =
+	    ring_slope(&obs->rss[HS_NTARGETS], now, (double)snap->host.rss_bytes);
+}
+
+/* The host is the sum of every index; its top errnos are merged. */
+static void sum_host(struct obs_snapshot *snap, double secs)
+{
+	struct obs_target_snap *h = &snap->host;
+
+	for (int idx = 0; idx < snap->ntargets; idx++) {
+		const struct obs_target_snap *t = &snap->t[idx];
+
+		h->sc_count += t->sc_count;
+		h->sc_errors += t->sc_errors;
+		obs_hist_add(&h->sc_lat, &t->sc_lat);
+		obs_hist_add(&h->sc_lat_window, &t->sc_lat_window);
+		obs_hist_add(&h->rq_lat, &t->rq_lat);
+		obs_hist_add(&h->rq_lat_window, &t->rq_lat_window);
+		h->execs += t->execs;
+		h->exits += t->exits;
+		h->forks += t->forks;
+		h->fatal += t->fatal;
+		for (int i = 0; i < 64; i++)
+			h->fatal_by_sig[i] += t->fatal_by_sig[i];
+		for (int i = 0; i < t->n_errnos; i++) {
+			int j;
+
+			for (j = 0; j < h->n_errnos && h->top_errnos[j].err != t->top_errnos[i].err;
+			     j++)
+				;
+			if (j == h->n_errnos && j < OBS_TOP_ERRNOS)
+				h->top_errnos[h->n_errnos++].err = t->top_errnos[i].err;
+			if (j < OBS_TOP_ERRNOS)
+				h->top_errnos[j].count += t->top_errnos[i].count;
+		}
+	}
+	h->sc_rate = secs > 0 ? (double)h->sc_count / secs : 0;
+	h->sc_error_rate = secs > 0 ? (double)h->sc_errors / secs : 0;
+	h->sc_error_ratio = h->sc_count ? (double)h->sc_errors / (double)h->sc_count : 0;
 }
 
 int obs_sample(struct obs *obs, struct obs_snapshot *snap)
@@ -261,6 +492,18 @@ int obs_sample(struct obs *obs, struct obs_snapshot *snap)
 	memset(snap, 0, sizeof(*snap));
 	snap->at_ms = t;
 	snap->tick = obs->ticks++;
+	snap->elapsed_ms = elapsed;
+	snap->ntargets = 1;
+	snap->host.index = -1;
+	snap->host.name = "host";
+	if (obs->targets_ready) {
+		obs_targets_refresh(&obs->targets, t);
+		snap->ntargets = obs->targets.n + 1;
+	}
+	for (int i = 0; i < snap->ntargets; i++) {
+		snap->t[i].index = i;
+		snap->t[i].name = obs->targets_ready ? obs_targets_name(&obs->targets, i) : "other";
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(collectors); i++) {
 		if (obs->col[i].st != OBS_RUNNING)
 			continue;
@@ -272,6 +515,9 @@ int obs_sample(struct obs *obs, struct obs_snapshot *snap)
 			failed++;
 		}
 	}
+	sum_host(snap, elapsed / 1000.0);
+	if (obs->targets_ready)
+		sample_memory(obs, snap);
 	obs->last_ms = t;
 	return failed ? -EIO : 0;
 }

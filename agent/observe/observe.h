@@ -10,19 +10,28 @@
 #define HS_OBSERVE_H
 
 #include <stdbool.h>
+#include <linux/types.h>
 #include <stdint.h>
+
+#include "hs_targets.h"
+#include "observe/hist.h"
+#include "observe/targets.h"
 
 #define OBS_PIN_DIR_DEFAULT "/sys/fs/bpf/homeostat"
 #define OBS_MAX_COLLECTORS  16
 
 struct obs;
 struct bpf_map;
+struct bpf_object;
 struct bpf_program;
+struct safe_policy;
 
 /* What the running kernel offers, found by probes at start. */
 struct obs_features {
 	bool btf;	    /* /sys/kernel/btf/vmlinux: CO-RE relocations can be resolved */
 	bool raw_tp;	    /* BPF_PROG_TYPE_RAW_TRACEPOINT */
+	bool tp_btf;	    /* BTF-typed tracepoints (BPF_PROG_TYPE_TRACING) */
+	bool task_storage;  /* BPF_MAP_TYPE_TASK_STORAGE: per-task target and timestamps */
 	bool bpffs_mounted; /* homeostat mounted bpffs itself */
 };
 
@@ -39,22 +48,54 @@ struct obs_collector_info {
 	char reason[160];
 };
 
-/* Host-wide process lifecycle over the last tick. */
-struct obs_lifecycle {
-	uint64_t execs, exits, forks; /* totals since the collector started */
-	uint64_t fatal_total;
-	double exec_rate, exit_rate, fork_rate, fatal_rate; /* per second over the last tick */
+#define OBS_TOP_ERRNOS	   4
+#define OBS_SC_SAMPLE_RATE 16 /* syscall latency: 1 in 16 syscalls is timed */
+
+struct obs_errno_count {
+	int err;	/* positive errno */
+	uint64_t count; /* in the last tick */
+};
+
+/* One target (or the rest of the host, or the whole host) over the last tick, with sliding
+ * windows of OBS_WINDOW_TICKS ticks for latencies and RSS. Rates are per second. */
+struct obs_target_snap {
+	const char *name; /* valid until the next obs_sample() or reconfiguration */
+	int index;	  /* 1..n for policy targets, 0 for the rest, -1 for the whole host */
+	uint32_t nprocs;  /* members seen (policy targets only) */
+	/* syscalls: exact counts; latency sampled 1 in OBS_SC_SAMPLE_RATE */
+	uint64_t sc_count, sc_errors;
+	double sc_rate, sc_error_rate, sc_error_ratio;
+	struct obs_errno_count top_errnos[OBS_TOP_ERRNOS];
+	int n_errnos;
+	struct obs_hist sc_lat, sc_lat_window;
+	/* run-queue latency: wakeup to running */
+	struct obs_hist rq_lat, rq_lat_window;
+	/* memory */
+	uint64_t rss_bytes;
+	double rss_slope; /* bytes per second, least squares over the window */
+	/* lifecycle */
+	uint64_t execs, exits, forks, fatal;
 	uint64_t fatal_by_sig[64];
 };
 
 struct obs_snapshot {
-	uint64_t at_ms; /* CLOCK_MONOTONIC of the sample */
-	uint64_t tick;	/* how many snapshots before this one */
-	bool lifecycle_valid;
-	struct obs_lifecycle lifecycle;
+	uint64_t at_ms;	     /* CLOCK_MONOTONIC of the sample */
+	uint64_t tick;	     /* how many snapshots before this one */
+	uint64_t elapsed_ms; /* since the previous sample */
+	int ntargets;	     /* entries of t[] in use: policy targets + 1 (index 0) */
+	struct obs_target_snap t[HS_NTARGETS];
+	struct obs_target_snap host; /* the sum of t[] */
+	uint64_t overflows;	     /* events lost to full maps since start, all collectors */
+	bool syscalls_valid, runq_valid, lifecycle_valid;
 };
 
-int obs_open(const char *pin_dir, struct obs **out);
+/* Opens the collectors and observes the policy's targets (NULL: the host only). */
+int obs_open(const char *pin_dir, const struct safe_policy *policy, struct obs **out);
+/* New target definitions after a reload; windows of targets that kept their name go on. */
+int obs_reconfigure(struct obs *obs, const struct safe_policy *policy);
+/* Looks a target up by name in the last snapshot; NULL if unknown. */
+const struct obs_target_snap *obs_snapshot_target(const struct obs_snapshot *s, const char *name);
+const struct obs_targets *obs_targets(const struct obs *obs);
 void obs_close(struct obs *obs);
 int obs_sample(struct obs *obs, struct obs_snapshot *snap);
 const struct obs_features *obs_features(const struct obs *obs);
@@ -72,10 +113,17 @@ struct obs_collector_ops {
 	void (*close)(void *state);
 };
 
+/* For collectors: before load, reuse the shared target maps (hs_tasks, hs_proc_target, ...)
+ * that an earlier collector created; after load, adopt them if this object created them. */
+int obs_share_maps(struct obs *obs, struct bpf_object *obj);
+int obs_adopt_maps(struct obs *obs, struct bpf_object *obj);
+
 /* Pin helpers for collectors: DIR/name, recorded so that obs_close() unpins it. */
 int obs_pin_map(struct obs *obs, struct bpf_map *map, const char *name);
 int obs_pin_prog(struct obs *obs, struct bpf_program *prog, const char *name);
 
 extern const struct obs_collector_ops obs_lifecycle_ops;
+extern const struct obs_collector_ops obs_syscalls_ops;
+extern const struct obs_collector_ops obs_runqlat_ops;
 
 #endif

@@ -21,7 +21,7 @@
 
 #define SAFE_NAME_MAX	   32 /* target and action class names */
 #define SAFE_COMM_MAX	   15 /* TASK_COMM_LEN - 1 */
-#define SAFE_MAX_TARGETS   64
+#define SAFE_MAX_TARGETS   15 /* HS_MAX_TARGETS of bpf/targets.h: the kernel counts per target */
 #define SAFE_MAX_CLASSES   32
 #define SAFE_MAX_PROTECTED 256
 

@@ -97,3 +97,24 @@ t_stop() {
 
 t_alive() { kill -0 "$T_PID" 2>/dev/null; }
 t_log_has() { grep -qE -- "$1" "$T_LOG"; }
+
+# Adds a target to the test policy: t_add_target NAME KEY VALUE [KEY VALUE...]
+t_add_target() {
+	local name=$1
+	shift
+	sed -i "s/^targets:\$/targets:\n  - name: $name\n    __SEL__/" "$T_DIR/etc/policy.yaml"
+	local sel=""
+	while [ $# -ge 2 ]; do sel="$sel$1: $2\n    "; shift 2; done
+	sed -i "s|__SEL__|${sel%\\n    }|" "$T_DIR/etc/policy.yaml"
+}
+
+# Prints one field of one target from `homeostat status --json`.
+t_target_field() { # target field
+	"$HSC" --socket "$T_SOCK" status --json | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+for row in d.get("targets", []):
+    if row["target"] == sys.argv[1]:
+        v = row[sys.argv[2]]
+        print("" if v is None else v)' "$1" "$2"
+}

@@ -1,0 +1,89 @@
+/* hs_targets.bpf.h - the kernel side of target membership (see hs_targets.h), included by every
+ * collector. Each object declares the same maps; the agent creates them with the first
+ * collector it loads and hands the same fds to the others (bpf_map__reuse_fd), so one
+ * classification serves all of them.
+ */
+#ifndef HS_TARGETS_BPF_H
+#define HS_TARGETS_BPF_H
+
+#include "hs_targets.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct hs_task);
+} hs_tasks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HS_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, __u32);
+} hs_proc_target SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HS_MAX_TARGETS * 4);
+	__type(key, struct hs_comm_key);
+	__type(value, __u32);
+} hs_comm_target SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HS_MAX_TARGETS * 4);
+	__type(key, __u64);
+	__type(value, __u32);
+} hs_cgrp_target SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hs_cfg);
+} hs_cfg SEC(".maps");
+
+static __always_inline __u32 hs_classify(__u32 tgid)
+{
+	struct hs_comm_key ck = {};
+	__u32 *t, target = 0;
+	__u64 cg;
+
+	t = bpf_map_lookup_elem(&hs_proc_target, &tgid);
+	if (t)
+		return *t < HS_NTARGETS ? *t : 0;
+	bpf_get_current_comm(ck.comm, sizeof(ck.comm));
+	t = bpf_map_lookup_elem(&hs_comm_target, &ck);
+	if (!t) {
+		cg = bpf_get_current_cgroup_id();
+		t = bpf_map_lookup_elem(&hs_cgrp_target, &cg);
+	}
+	if (t && *t < HS_NTARGETS) {
+		target = *t;
+		/* Remembered so that the agent sees every member and children inherit it. */
+		bpf_map_update_elem(&hs_proc_target, &tgid, &target, BPF_NOEXIST);
+	}
+	return target;
+}
+
+/* The current task's storage, classified for the current generation; NULL when the kernel
+ * cannot give storage (out of memory): the caller then counts nothing for this event. */
+static __always_inline struct hs_task *hs_current(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct hs_task *t;
+	struct hs_cfg *cfg;
+	__u32 zero = 0;
+
+	t = bpf_task_storage_get(&hs_tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	cfg = bpf_map_lookup_elem(&hs_cfg, &zero);
+	if (!t || !cfg)
+		return 0;
+	if (t->gen != cfg->gen) {
+		t->target = hs_classify(bpf_get_current_pid_tgid() >> 32);
+		t->gen = cfg->gen;
+	}
+	return t;
+}
+
+#endif

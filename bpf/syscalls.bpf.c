@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0
+/* syscalls.bpf.c - syscall counts, errors by errno and sampled latency, per target.
+ *
+ * Always on, on every syscall of the host, so the hot path is kept to what cannot be
+ * avoided: one task storage lookup (which also gives the target), one per-CPU array
+ * increment. Errors and sampled latency take the slower paths. Two attachments of the same
+ * code: tp_btf (direct reads, preferred) and raw_tp (CO-RE probe reads), chosen at load.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "syscalls.h"
+#include "hs_targets.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* 1 in (sample_mask + 1) syscalls has its latency measured; a power of two minus one. */
+const volatile __u32 sample_mask = 15;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HS_NTARGETS *SC_NR_MAX);
+	__type(key, __u32);
+	__type(value, struct sc_count);
+} sc_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SC_ERR_ENTRIES);
+	__type(key, struct sc_err_key);
+	__type(value, __u64);
+} sc_errors SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SC_LAT_ENTRIES);
+	__type(key, struct sc_lat_key);
+	__type(value, struct sc_hist);
+} sc_latency SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sc_stats);
+} sc_stats SEC(".maps");
+
+/* Per-CPU syscall counter that picks the sampled syscalls. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sc_sampler SEC(".maps");
+
+static __always_inline struct sc_stats *stats(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sc_stats, &zero);
+}
+
+static __always_inline int on_enter(void)
+{
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&sc_sampler, &zero);
+	struct hs_task *t;
+
+	if (!n || ((*n)++ & sample_mask))
+		return 0;
+	t = bpf_task_storage_get(&hs_tasks, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (t)
+		t->sc_start = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline __u32 log2_slot(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) {
+		v >>= 32;
+		r += 32;
+	}
+	if (v >> 16) {
+		v >>= 16;
+		r += 16;
+	}
+	if (v >> 8) {
+		v >>= 8;
+		r += 8;
+	}
+	if (v >> 4) {
+		v >>= 4;
+		r += 4;
+	}
+	if (v >> 2) {
+		v >>= 2;
+		r += 2;
+	}
+	if (v >> 1)
+		r += 1;
+	return r < SC_SLOTS ? r : SC_SLOTS - 1;
+}
+
+static __noinline void on_error(__u32 target, __u32 nr, long ret)
+{
+	struct sc_err_key k = {.target = target, .nr = nr, .err = -ret};
+	__u64 one = 1, *v;
+	struct sc_stats *s;
+
+	v = bpf_map_lookup_elem(&sc_errors, &k);
+	if (v) {
+		__sync_fetch_and_add(v, 1);
+		return;
+	}
+	if (bpf_map_update_elem(&sc_errors, &k, &one, BPF_NOEXIST) == 0)
+		return;
+	v = bpf_map_lookup_elem(&sc_errors, &k); /* another CPU created it meanwhile */
+	if (v) {
+		__sync_fetch_and_add(v, 1);
+		return;
+	}
+	s = stats();
+	if (s)
+		s->err_map_full++;
+}
+
+static __noinline void on_latency(__u32 target, __u32 nr, __u64 ns)
+{
+	struct sc_lat_key k = {.target = target, .nr = nr};
+	static const struct sc_hist zero;
+	struct sc_hist *h;
+	struct sc_stats *s;
+	__u32 slot;
+
+	h = bpf_map_lookup_elem(&sc_latency, &k);
+	if (!h) {
+		bpf_map_update_elem(&sc_latency, &k, &zero, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&sc_latency, &k);
+		if (!h) {
+			s = stats();
+			if (s)
+				s->lat_map_full++;
+			return;
+		}
+	}
+	slot = log2_slot(ns);
+	__sync_fetch_and_add(&h->slots[slot], 1);
+	__sync_fetch_and_add(&h->sum_ns, ns);
+	__sync_fetch_and_add(&h->count, 1);
+}
+
+static __always_inline int on_exit(long id, long ret)
+{
+	struct hs_task *t = hs_current();
+	__u32 target = 0, nr = id, idx;
+	struct sc_count *c;
+	struct sc_stats *s;
+	__u64 start;
+
+	if (t) {
+		target = t->target;
+	} else {
+		s = stats();
+		if (s)
+			s->no_storage++;
+	}
+	if (nr >= SC_NR_MAX || target >= HS_NTARGETS) {
+		s = stats();
+		if (s)
+			s->nr_out_of_range++;
+		return 0;
+	}
+	idx = target * SC_NR_MAX + nr;
+	c = bpf_map_lookup_elem(&sc_counts, &idx);
+	if (!c)
+		return 0;
+	c->count++;
+	if (ret < 0 && ret >= -SC_ERRNO_MAX) {
+		c->errors++;
+		on_error(target, nr, ret);
+	}
+	if (t && t->sc_start) {
+		start = t->sc_start;
+		t->sc_start = 0;
+		on_latency(target, nr, bpf_ktime_get_ns() - start);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sc_enter_btf, struct pt_regs *regs, long id)
+{
+	return on_enter();
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sc_exit_btf, struct pt_regs *regs, long ret)
+{
+	return on_exit(regs->orig_ax, ret);
+}
+
+SEC("raw_tp/sys_enter")
+int BPF_PROG(sc_enter_raw, struct pt_regs *regs, long id)
+{
+	return on_enter();
+}
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(sc_exit_raw, struct pt_regs *regs, long ret)
+{
+	return on_exit(BPF_CORE_READ(regs, orig_ax), ret);
+}
