@@ -20,6 +20,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "observe/cpuprof.h"
 #include "observe/observe.h"
 
 #define OBS_MAX_PINS 64
@@ -29,6 +30,7 @@ static const struct obs_collector_ops *const collectors[] = {
     &obs_lifecycle_ops,
     &obs_syscalls_ops,
     &obs_runqlat_ops,
+    &obs_cpuprof_ops,
 };
 
 /* Maps every collector shares (bpf/hs_targets.bpf.h), by name. */

@@ -1,0 +1,61 @@
+/* symbolize.h - instruction addresses to "function+offset (module)", for user and kernel code.
+ *
+ * User addresses are resolved through the process's executable mappings (/proc/PID/maps) and
+ * the symbol tables (.symtab, else .dynsym) of the ELF files behind them, read with libelf.
+ * Kernel addresses are resolved through /proc/kallsyms, read once, lazily.
+ *
+ * Why a cache: a host-wide profile touches the same libc in a hundred processes. Parsed symbol
+ * tables are shared by build-id (NT_GNU_BUILD_ID; files without one by device, inode and mtime)
+ * and evicted least recently used beyond a byte budget; process maps are cached per pid until
+ * obs_sym_forget_procs(). Memory stays bounded whatever the host runs.
+ *
+ * Invariants: the strings an obs_sym points to belong to the symbolizer and stay valid only
+ * until the next call into it (an eviction may free them): copy what you keep.
+ */
+#ifndef HS_OBS_SYMBOLIZE_H
+#define HS_OBS_SYMBOLIZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct obs_symbolizer;
+
+struct obs_sym {
+	const char *func;   /* NULL when no symbol covers the address */
+	const char *module; /* basename of the ELF file, "[kernel]" or the kernel module name */
+	uint64_t offset;    /* address - symbol start (valid when func is set) */
+};
+
+struct obs_sym_limits {
+	size_t max_cache_bytes; /* parsed symbol tables kept; 0 = 64 MiB */
+	unsigned max_procs;	/* process maps kept; 0 = 256 */
+};
+
+/* limits may be NULL for the defaults. Returns 0 or -errno. */
+int obs_sym_new(const struct obs_sym_limits *limits, struct obs_symbolizer **out);
+void obs_sym_free(struct obs_symbolizer *s);
+
+/*
+ * Resolves a user address of process pid. Returns 0 (out->func NULL when the address is in a
+ * known module without a covering symbol), -ENOENT when no executable mapping holds it,
+ * -ESRCH when the process is gone, or another -errno.
+ */
+int obs_sym_user(struct obs_symbolizer *s, int pid, uint64_t addr, struct obs_sym *out);
+/* Resolves a kernel address. Returns 0, -ENOENT (no symbol) or -errno (no kallsyms). */
+int obs_sym_kernel(struct obs_symbolizer *s, uint64_t addr, struct obs_sym *out);
+/* Drops the cached process maps (processes map and unmap code over time); keeps ELF tables. */
+void obs_sym_forget_procs(struct obs_symbolizer *s);
+
+struct obs_sym_stats {
+	unsigned elfs;	    /* parsed ELF files in the cache */
+	size_t cache_bytes; /* their memory */
+	uint64_t elf_hits;  /* lookups answered from the cache, by identity */
+	uint64_t elf_loads; /* ELF files parsed */
+	uint64_t evictions; /* ELF tables dropped to stay under the budget */
+	unsigned procs;	    /* cached process maps */
+	size_t kernel_syms; /* kallsyms entries, 0 until a kernel address was asked */
+};
+void obs_sym_stats(const struct obs_symbolizer *s, struct obs_sym_stats *out);
+
+#endif
