@@ -52,10 +52,21 @@ struct obs {
 		void *state;
 		enum obs_collector_state st;
 		char reason[160];
+		bool measured;
+		double runs_per_s, ns_per_run, cpu_pct;
 	} col[ARRAY_SIZE(collectors)];
 	char *pins[OBS_MAX_PINS];
 	int npins;
 	int shared_fd[SHARED_N];
+	int opening; /* the collector being opened: its programs are its cost */
+	struct {
+		int fd;
+		int col;
+		uint64_t run_cnt, run_ns; /* at the start of the cost window */
+	} progs[OBS_MAX_PINS];
+	int nprogs;
+	int stats_fd; /* bpf_enable_stats() while a cost window is open, else -1 */
+	uint64_t cost_start_ms, next_cost_ms;
 	bool targets_ready;
 	struct obs_targets targets;
 	const struct safe_policy *policy;     /* until the targets are ready */
@@ -216,7 +227,82 @@ int obs_pin_prog(struct obs *obs, struct bpf_program *prog, const char *name)
 		return err;
 	}
 	obs->pins[obs->npins++] = path;
+	/* Every program is pinned once: keep its fd to measure what it costs. */
+	if (obs->nprogs < OBS_MAX_PINS) {
+		int fd = fcntl(bpf_program__fd(prog), F_DUPFD_CLOEXEC, 3);
+
+		if (fd >= 0) {
+			obs->progs[obs->nprogs].fd = fd;
+			obs->progs[obs->nprogs].col = obs->opening;
+			obs->nprogs++;
+		}
+	}
 	return 0;
+}
+
+static int prog_stats(int fd, uint64_t *cnt, uint64_t *ns)
+{
+	struct bpf_prog_info info = {0};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	*cnt = info.run_cnt;
+	*ns = info.run_time_ns;
+	return 0;
+}
+
+/* Opens or closes the cost window; on close, each running collector gets runs per second,
+ * nanoseconds per run and its share of one core. */
+static void cost_tick(struct obs *obs, uint64_t now)
+{
+	uint64_t runs[ARRAY_SIZE(collectors)] = {0}, ns[ARRAY_SIZE(collectors)] = {0};
+	double secs;
+
+	if (obs->stats_fd < 0) {
+		if (now < obs->next_cost_ms || !obs->nprogs)
+			return;
+		obs->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+		if (obs->stats_fd < 0) {
+			log_warn_errno(obs->stats_fd,
+				       "cannot enable BPF run-time statistics, collector "
+				       "costs are not measured");
+			obs->stats_fd = -1;
+			obs->next_cost_ms = UINT64_MAX;
+			return;
+		}
+		for (int i = 0; i < obs->nprogs; i++)
+			prog_stats(obs->progs[i].fd, &obs->progs[i].run_cnt, &obs->progs[i].run_ns);
+		obs->cost_start_ms = now;
+		return;
+	}
+	if (now - obs->cost_start_ms < OBS_COST_WINDOW_MS)
+		return;
+	for (int i = 0; i < obs->nprogs; i++) {
+		uint64_t c = 0, n = 0;
+		int col = obs->progs[i].col;
+
+		if (prog_stats(obs->progs[i].fd, &c, &n) || col < 0 ||
+		    col >= (int)ARRAY_SIZE(collectors))
+			continue;
+		runs[col] += c - obs->progs[i].run_cnt;
+		ns[col] += n - obs->progs[i].run_ns;
+	}
+	close(obs->stats_fd);
+	obs->stats_fd = -1;
+	secs = (now - obs->cost_start_ms) / 1000.0;
+	for (size_t i = 0; i < ARRAY_SIZE(collectors); i++) {
+		if (obs->col[i].st != OBS_RUNNING)
+			continue;
+		obs->col[i].measured = true;
+		obs->col[i].runs_per_s = runs[i] / secs;
+		obs->col[i].ns_per_run = runs[i] ? (double)ns[i] / (double)runs[i] : 0;
+		obs->col[i].cpu_pct = ns[i] / secs / 1e9 * 100.0;
+		log_debug("collector '%s': %.0f runs/s, %.0f ns a run, %.3f%% of a core",
+			  obs->col[i].ops->name, obs->col[i].runs_per_s, obs->col[i].ns_per_run,
+			  obs->col[i].cpu_pct);
+	}
+	obs->next_cost_ms = now + OBS_COST_PERIOD_MS;
 }
 
 int obs_share_maps(struct obs *obs, struct bpf_object *obj)
@@ -297,6 +383,7 @@ int obs_open(const char *pin_dir, const struct safe_policy *policy, struct obs *
 		return -ENOMEM;
 	obs->pin_dir_fd = -1;
 	obs->policy = policy;
+	obs->stats_fd = -1;
 	for (int i = 0; i < SHARED_N; i++)
 		obs->shared_fd[i] = -1;
 	err = hs_strlcpy(obs->pin_dir, pin_dir, sizeof(obs->pin_dir));
@@ -312,6 +399,7 @@ int obs_open(const char *pin_dir, const struct safe_policy *policy, struct obs *
 		const struct obs_collector_ops *ops = collectors[i];
 
 		obs->col[i].ops = ops;
+		obs->opening = i;
 		err = ops->open(obs, &obs->col[i].state, obs->col[i].reason,
 				sizeof(obs->col[i].reason));
 		if (err == -EOPNOTSUPP) {
@@ -331,6 +419,7 @@ int obs_open(const char *pin_dir, const struct safe_policy *policy, struct obs *
 	log_info("%d of %zu collectors running, pinned under '%s'", running, ARRAY_SIZE(collectors),
 		 obs->pin_dir);
 	obs->last_ms = now_ms();
+	obs->next_cost_ms = obs->last_ms + OBS_COST_FIRST_MS;
 	*out = obs;
 	return 0;
 cleanup:
@@ -353,6 +442,10 @@ void obs_close(struct obs *obs)
 	for (int i = 0; i < SHARED_N; i++)
 		if (obs->shared_fd[i] >= 0)
 			close(obs->shared_fd[i]);
+	for (int i = 0; i < obs->nprogs; i++)
+		close(obs->progs[i].fd);
+	if (obs->stats_fd >= 0)
+		close(obs->stats_fd);
 	if (obs->targets_ready)
 		obs_targets_free(&obs->targets);
 	if (obs->pin_dir_fd >= 0) {
@@ -518,6 +611,7 @@ int obs_sample(struct obs *obs, struct obs_snapshot *snap)
 		}
 	}
 	sum_host(snap, elapsed / 1000.0);
+	cost_tick(obs, t);
 	if (obs->targets_ready)
 		sample_memory(obs, snap);
 	obs->last_ms = t;
@@ -538,6 +632,10 @@ int obs_collectors(const struct obs *obs, struct obs_collector_info *out, int ma
 		out[n].why = collectors[i]->why;
 		out[n].state = obs->col[i].st;
 		hs_strlcpy(out[n].reason, obs->col[i].reason, sizeof(out[n].reason));
+		out[n].measured = obs->col[i].measured;
+		out[n].runs_per_s = obs->col[i].runs_per_s;
+		out[n].ns_per_run = obs->col[i].ns_per_run;
+		out[n].cpu_pct = obs->col[i].cpu_pct;
 	}
 	return n;
 }

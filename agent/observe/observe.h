@@ -46,7 +46,18 @@ struct obs_collector_info {
 	const char *why; /* what the collector is for, in plain English */
 	enum obs_collector_state state;
 	char reason[160];
+	/* Cost, from the last measurement window (bpf_enable_stats); measured false before
+	 * the first one ends. cpu_pct is of one core. */
+	bool measured;
+	double runs_per_s, ns_per_run, cpu_pct;
 };
+
+/* The cost of BPF programs is measured with bpf_enable_stats() in a window of
+ * OBS_COST_WINDOW_MS every OBS_COST_PERIOD_MS: stats cost two clock reads per program run,
+ * so they are not left on. */
+#define OBS_COST_PERIOD_MS 60000
+#define OBS_COST_FIRST_MS  3000
+#define OBS_COST_WINDOW_MS 1000
 
 #define OBS_TOP_ERRNOS	   4
 #define OBS_SC_SAMPLE_RATE 16 /* syscall latency: 1 in 16 syscalls is timed */
