@@ -6,6 +6,7 @@
 #ifndef HS_TARGETS_BPF_H
 #define HS_TARGETS_BPF_H
 
+#include <bpf/bpf_core_read.h>
 #include "hs_targets.h"
 
 struct {
@@ -43,19 +44,35 @@ struct {
 	__type(value, struct hs_cfg);
 } hs_cfg SEC(".maps");
 
-static __always_inline __u32 hs_classify(__u32 tgid)
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hs_cpu);
+} hs_cpu SEC(".maps");
+
+static __always_inline struct hs_cpu *hs_this_cpu(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&hs_cpu, &zero);
+}
+
+/* The target of task (a BTF pointer, current or not): its process's entry, else its comm,
+ * else its cgroup v2; a comm or cgroup match is remembered for the process. */
+static __always_inline __u32 hs_classify(struct task_struct *task)
 {
 	struct hs_comm_key ck = {};
-	__u32 *t, target = 0;
+	__u32 *t, target = 0, tgid = task->tgid;
 	__u64 cg;
 
 	t = bpf_map_lookup_elem(&hs_proc_target, &tgid);
 	if (t)
 		return *t < HS_NTARGETS ? *t : 0;
-	bpf_get_current_comm(ck.comm, sizeof(ck.comm));
+	bpf_probe_read_kernel(ck.comm, sizeof(ck.comm), task->comm);
 	t = bpf_map_lookup_elem(&hs_comm_target, &ck);
 	if (!t) {
-		cg = bpf_get_current_cgroup_id();
+		cg = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 		t = bpf_map_lookup_elem(&hs_cgrp_target, &cg);
 	}
 	if (t && *t < HS_NTARGETS) {
@@ -66,11 +83,10 @@ static __always_inline __u32 hs_classify(__u32 tgid)
 	return target;
 }
 
-/* The current task's storage, classified for the current generation; NULL when the kernel
- * cannot give storage (out of memory): the caller then counts nothing for this event. */
-static __always_inline struct hs_task *hs_current(void)
+/* task's storage, classified for the current generation; NULL when the kernel cannot give
+ * storage (out of memory): the caller then counts the event for target 0. */
+static __always_inline struct hs_task *hs_task_of(struct task_struct *task)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct hs_task *t;
 	struct hs_cfg *cfg;
 	__u32 zero = 0;
@@ -80,10 +96,15 @@ static __always_inline struct hs_task *hs_current(void)
 	if (!t || !cfg)
 		return 0;
 	if (t->gen != cfg->gen) {
-		t->target = hs_classify(bpf_get_current_pid_tgid() >> 32);
+		t->target = hs_classify(task);
 		t->gen = cfg->gen;
 	}
 	return t;
+}
+
+static __always_inline struct hs_task *hs_current(void)
+{
+	return hs_task_of(bpf_get_current_task_btf());
 }
 
 #endif

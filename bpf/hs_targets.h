@@ -12,6 +12,9 @@
  *   hs_cgrp_target  cgroup v2 id -> target, for targets chosen by a cgroup alone
  *   hs_cfg          the generation: the agent bumps it when membership rules change, and a
  *                   task whose cached generation differs is classified again
+ *   hs_cpu          per CPU: the target of the task running there, set at every context
+ *                   switch (and exec), so that the hottest paths (sys_exit) read it with one
+ *                   inlined array lookup and no helper call; and the syscall being timed
  */
 #ifndef HS_BPF_TARGETS_H
 #define HS_BPF_TARGETS_H
@@ -26,6 +29,13 @@ struct hs_task {
 	__u32 target;	/* 0..HS_MAX_TARGETS */
 	__u64 sc_start; /* syscalls: entry time of a sampled syscall in flight, 0 if none */
 	__u64 wakeup;	/* runqlat: when the task was woken, 0 if not runnable-waiting */
+};
+
+struct hs_cpu {
+	__u32 target;	 /* of the task running on this CPU */
+	__u32 tick;	 /* syscalls seen here: picks the sampled ones */
+	__u64 sample_id; /* pid_tgid of the task whose syscall is being timed, 0 if none */
+	__u64 sample_ts; /* its entry time */
 };
 
 struct hs_cfg {

@@ -31,6 +31,7 @@ int BPF_PROG(lc_exec)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct lifecycle_counts *c;
+	struct hs_cpu *cpu;
 	struct hs_task *t;
 
 	/* A new program: whatever made the old one a member no longer holds. */
@@ -42,6 +43,46 @@ int BPF_PROG(lc_exec)
 	c = counts(t ? t->target : 0);
 	if (c)
 		c->execs++;
+	cpu = hs_this_cpu();
+	if (cpu)
+		cpu->target = t ? t->target : 0;
+	return 0;
+}
+
+/* Keeps hs_cpu true: the target of whoever runs here, and a timed syscall follows its task
+ * when it blocks, so that it is finished on whichever CPU the task wakes up on. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(lc_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct hs_cpu *c = hs_this_cpu();
+	struct hs_task *t;
+
+	if (!c)
+		return 0;
+	if (c->sample_ts) {
+		if (prev->pid && c->sample_id == ((__u64)prev->tgid << 32 | (__u32)prev->pid)) {
+			t = bpf_task_storage_get(&hs_tasks, prev, 0,
+						 BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (t)
+				t->sc_start = c->sample_ts;
+		}
+		c->sample_ts = 0;
+	}
+	if (!next->pid) { /* the idle task */
+		c->target = 0;
+		return 0;
+	}
+	t = hs_task_of(next);
+	if (!t) {
+		c->target = 0;
+		return 0;
+	}
+	c->target = t->target;
+	if (t->sc_start) {
+		c->sample_id = (__u64)next->tgid << 32 | (__u32)next->pid;
+		c->sample_ts = t->sc_start;
+		t->sc_start = 0;
+	}
 	return 0;
 }
 

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* syscalls.bpf.c - syscall counts, errors by errno and sampled latency, per target.
  *
- * Always on, on every syscall of the host, so the hot path is kept to what cannot be
- * avoided: one task storage lookup (which also gives the target), one per-CPU array
- * increment. Errors and sampled latency take the slower paths. Two attachments of the same
- * code: tp_btf (direct reads, preferred) and raw_tp (CO-RE probe reads), chosen at load.
+ * The exit program is always on, on every syscall of the host, so its hot path is kept to
+ * what cannot be avoided: the per-CPU target (hs_cpu) and a per-CPU count, both inlined
+ * array lookups, no helper call. Errors and timed syscalls take slower paths. The entry
+ * program only picks 1 in (sample_mask + 1) syscalls to time, and the agent attaches it only
+ * during latency windows. Two variants of each: tp_btf (direct reads, preferred) and raw_tp
+ * (CO-RE probe reads), chosen at load.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -61,17 +63,15 @@ static __always_inline struct sc_stats *stats(void)
 	return bpf_map_lookup_elem(&sc_stats, &zero);
 }
 
+/* Attached only during latency windows (the agent attaches and detaches it). */
 static __always_inline int on_enter(void)
 {
-	__u32 zero = 0, *n = bpf_map_lookup_elem(&sc_sampler, &zero);
-	struct hs_task *t;
+	struct hs_cpu *c = hs_this_cpu();
 
-	if (!n || ((*n)++ & sample_mask))
+	if (!c || (c->tick++ & sample_mask))
 		return 0;
-	t = bpf_task_storage_get(&hs_tasks, bpf_get_current_task_btf(), 0,
-				 BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (t)
-		t->sc_start = bpf_ktime_get_ns();
+	c->sample_id = bpf_get_current_pid_tgid();
+	c->sample_ts = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -152,21 +152,19 @@ static __noinline void on_latency(__u32 target, __u32 nr, __u64 ns)
 	__sync_fetch_and_add(&h->count, 1);
 }
 
+/* The hot path: two inlined array lookups and an increment, unless the syscall failed or
+ * is being timed. The target is the one lifecycle's sched_switch program left in hs_cpu. */
 static __always_inline int on_exit(long id, long ret)
 {
-	struct hs_task *t = hs_current();
-	__u32 target = 0, nr = id, idx;
-	struct sc_count *c;
+	struct hs_cpu *c = hs_this_cpu();
+	__u32 target, nr = id, idx;
+	struct sc_count *cnt;
 	struct sc_stats *s;
 	__u64 start;
 
-	if (t) {
-		target = t->target;
-	} else {
-		s = stats();
-		if (s)
-			s->no_storage++;
-	}
+	if (!c)
+		return 0;
+	target = c->target;
 	if (nr >= SC_NR_MAX || target >= HS_NTARGETS) {
 		s = stats();
 		if (s)
@@ -174,18 +172,19 @@ static __always_inline int on_exit(long id, long ret)
 		return 0;
 	}
 	idx = target * SC_NR_MAX + nr;
-	c = bpf_map_lookup_elem(&sc_counts, &idx);
-	if (!c)
+	cnt = bpf_map_lookup_elem(&sc_counts, &idx);
+	if (!cnt)
 		return 0;
-	c->count++;
+	cnt->count++;
 	if (ret < 0 && ret >= -SC_ERRNO_MAX) {
-		c->errors++;
+		cnt->errors++;
 		on_error(target, nr, ret);
 	}
-	if (t && t->sc_start) {
-		start = t->sc_start;
-		t->sc_start = 0;
-		on_latency(target, nr, bpf_ktime_get_ns() - start);
+	if (c->sample_ts) {
+		start = c->sample_ts;
+		c->sample_ts = 0;
+		if (c->sample_id == bpf_get_current_pid_tgid())
+			on_latency(target, nr, bpf_ktime_get_ns() - start);
 	}
 	return 0;
 }

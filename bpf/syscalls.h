@@ -3,7 +3,8 @@
  * Per target x syscall: exact counts and error counts (a per-CPU array, two increments on
  * the hot path); per target x syscall x errno: error counts (a hash, touched only when a
  * syscall fails); per target x syscall: a log2 latency histogram of 1 in (sample_mask + 1)
- * syscalls, chosen per CPU at entry, so that only sampled syscalls read the clock twice.
+ * syscalls during latency windows, chosen per CPU at entry, so that only timed syscalls
+ * read the clock.
  */
 #ifndef HS_BPF_SYSCALLS_H
 #define HS_BPF_SYSCALLS_H
@@ -42,7 +43,6 @@ struct sc_stats {
 	__u64 err_map_full; /* an errno count could not be created */
 	__u64 lat_map_full; /* a latency histogram could not be created */
 	__u64 nr_out_of_range;
-	__u64 no_storage; /* task storage unavailable: counted as target 0 */
 };
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "lifecycle.h"
 #include "lifecycle.skel.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "observe/observe.h"
 
@@ -20,6 +21,7 @@ struct lc_state {
 	int ncpus;
 	struct lifecycle_counts *percpu;
 	struct lifecycle_counts prev[HS_NTARGETS];
+	bool has_switch;
 };
 
 static void lc_close(void *p)
@@ -31,6 +33,24 @@ static void lc_close(void *p)
 	lifecycle_bpf__destroy(s->skel);
 	free(s->percpu);
 	free(s);
+}
+
+/* Opens and loads, with the tp_btf sched_switch program that keeps hs_cpu or without it. */
+static int lc_load(struct obs *obs, struct lc_state *s, bool with_switch)
+{
+	int err;
+
+	lifecycle_bpf__destroy(s->skel);
+	s->skel = lifecycle_bpf__open();
+	if (!s->skel)
+		return -errno;
+	bpf_program__set_autoload(s->skel->progs.lc_switch, with_switch);
+	err = obs_share_maps(obs, s->skel->obj);
+	if (!err)
+		err = lifecycle_bpf__load(s->skel);
+	if (!err)
+		s->has_switch = with_switch;
+	return err;
 }
 
 static int lc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
@@ -62,14 +82,17 @@ static int lc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		goto cleanup;
 	}
 	s->percpu = calloc(s->ncpus, sizeof(*s->percpu));
-	s->skel = lifecycle_bpf__open();
-	if (!s->percpu || !s->skel) {
+	if (!s->percpu) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	err = obs_share_maps(obs, s->skel->obj);
-	if (!err)
-		err = lifecycle_bpf__load(s->skel);
+	err = lc_load(obs, s, f->tp_btf);
+	if (err && f->tp_btf) {
+		log_warn("lifecycle: the sched_switch program was refused (%s): syscalls are "
+			 "counted for the whole host only, not per target",
+			 strerror(-err));
+		err = lc_load(obs, s, false);
+	}
 	if (err) {
 		snprintf(reason, reason_len, "load failed: %s", strerror(-err));
 		goto cleanup;
@@ -85,9 +108,13 @@ static int lc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		goto cleanup;
 	}
 	err = obs_pin_map(obs, s->skel->maps.lifecycle_counts, "lifecycle_counts");
-	for (size_t i = 0; i < ARRAY_SIZE(pins) && !err; i++)
-		err = obs_pin_prog(obs, bpf_object__find_program_by_name(s->skel->obj, pins[i][0]),
-				   pins[i][1]);
+	for (size_t i = 0; i < ARRAY_SIZE(pins) && !err; i++) {
+		struct bpf_program *prog =
+		    bpf_object__find_program_by_name(s->skel->obj, pins[i][0]);
+
+		if (bpf_program__autoload(prog))
+			err = obs_pin_prog(obs, prog, pins[i][1]);
+	}
 	if (err) {
 		snprintf(reason, reason_len, "pin failed: %s", strerror(-err));
 		goto cleanup;

@@ -34,9 +34,9 @@ static const struct obs_collector_ops *const collectors[] = {
 };
 
 /* Maps every collector shares (bpf/hs_targets.bpf.h), by name. */
-static const char *const shared_maps[] = {"hs_tasks", "hs_proc_target", "hs_comm_target",
-					  "hs_cgrp_target", "hs_cfg"};
-enum { SHARED_TASKS, SHARED_PROC, SHARED_COMM, SHARED_CGRP, SHARED_CFG, SHARED_N };
+static const char *const shared_maps[] = {"hs_tasks",	    "hs_proc_target", "hs_comm_target",
+					  "hs_cgrp_target", "hs_cfg",	      "hs_cpu"};
+enum { SHARED_TASKS, SHARED_PROC, SHARED_COMM, SHARED_CGRP, SHARED_CFG, SHARED_CPU, SHARED_N };
 
 struct rss_ring {
 	double t[OBS_WINDOW_TICKS], v[OBS_WINDOW_TICKS];

@@ -59,8 +59,10 @@ struct obs_collector_info {
 #define OBS_COST_FIRST_MS  3000
 #define OBS_COST_WINDOW_MS 1000
 
-#define OBS_TOP_ERRNOS	   4
-#define OBS_SC_SAMPLE_RATE 16 /* syscall latency: 1 in 16 syscalls is timed */
+#define OBS_TOP_ERRNOS	     4
+#define OBS_SC_SAMPLE_RATE   16	  /* syscall latency: 1 in 16 syscalls is timed, */
+#define OBS_SC_LAT_WINDOW_MS 1000 /* in windows of 1 s */
+#define OBS_SC_LAT_PERIOD_MS 5000 /* every 5 s */
 
 struct obs_errno_count {
 	int err;	/* positive errno */

@@ -36,6 +36,9 @@ struct sc_state {
 	struct obs_window lat_window[HS_NTARGETS];
 	struct err_prev *errs;
 	uint64_t overflow_reported;
+	struct bpf_program *enter, *exit;
+	struct bpf_link *enter_link, *exit_link;
+	uint64_t window_start_ms; /* of the current or last latency window; 0: none yet */
 };
 
 static void sc_close(void *p)
@@ -44,6 +47,8 @@ static void sc_close(void *p)
 
 	if (!s)
 		return;
+	bpf_link__destroy(s->enter_link);
+	bpf_link__destroy(s->exit_link);
 	syscalls_bpf__destroy(s->skel);
 	free(s->percpu);
 	free(s->errs);
@@ -76,6 +81,8 @@ static int sc_load(struct obs *obs, struct sc_state *s, bool btf)
 		return err;
 	}
 	s->btf = btf;
+	s->enter = btf ? s->skel->progs.sc_enter_btf : s->skel->progs.sc_enter_raw;
+	s->exit = btf ? s->skel->progs.sc_exit_btf : s->skel->progs.sc_exit_raw;
 	return 0;
 }
 
@@ -117,8 +124,11 @@ static int sc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		goto cleanup;
 	}
 	err = obs_adopt_maps(obs, s->skel->obj);
-	if (!err)
-		err = syscalls_bpf__attach(s->skel);
+	if (!err) {
+		/* The exit program always; the entry program only in latency windows. */
+		s->exit_link = bpf_program__attach(s->exit);
+		err = s->exit_link ? 0 : -errno;
+	}
 	if (err) {
 		snprintf(reason, reason_len, "attach failed: %s", strerror(-err));
 		goto cleanup;
@@ -131,19 +141,16 @@ static int sc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 	if (!err)
 		err = obs_pin_map(obs, s->skel->maps.sc_stats, "syscalls_stats");
 	if (!err)
-		err = obs_pin_prog(
-		    obs, s->btf ? s->skel->progs.sc_enter_btf : s->skel->progs.sc_enter_raw,
-		    "syscalls_enter");
+		err = obs_pin_prog(obs, s->enter, "syscalls_enter");
 	if (!err)
-		err = obs_pin_prog(obs,
-				   s->btf ? s->skel->progs.sc_exit_btf : s->skel->progs.sc_exit_raw,
-				   "syscalls_exit");
+		err = obs_pin_prog(obs, s->exit, "syscalls_exit");
 	if (err) {
 		snprintf(reason, reason_len, "pin failed: %s", strerror(-err));
 		goto cleanup;
 	}
-	log_info("syscalls: %s programs, latency sampled 1 in %d", s->btf ? "tp_btf" : "raw_tp",
-		 OBS_SC_SAMPLE_RATE);
+	log_info("syscalls: %s programs; latency of 1 in %d syscalls, in %d ms windows every %d ms",
+		 s->btf ? "tp_btf" : "raw_tp", OBS_SC_SAMPLE_RATE, OBS_SC_LAT_WINDOW_MS,
+		 OBS_SC_LAT_PERIOD_MS);
 	*out = s;
 	return 0;
 cleanup:
@@ -302,7 +309,7 @@ static void read_stats(struct sc_state *s, struct obs_snapshot *snap)
 	if (bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.sc_stats), &zero, per))
 		return;
 	for (int cpu = 0; cpu < s->ncpus; cpu++)
-		lost += per[cpu].err_map_full + per[cpu].lat_map_full + per[cpu].no_storage;
+		lost += per[cpu].err_map_full + per[cpu].lat_map_full;
 	snap->overflows += lost;
 	if (lost > s->overflow_reported) {
 		log_warn("syscalls: %" PRIu64 " events could not be recorded (maps full or no task "
@@ -312,11 +319,33 @@ static void read_stats(struct sc_state *s, struct obs_snapshot *snap)
 	}
 }
 
+/* Opens and closes the latency windows: the entry program costs a tracepoint dispatch on
+ * every syscall, so it runs OBS_SC_LAT_WINDOW_MS out of every OBS_SC_LAT_PERIOD_MS. */
+static void latency_window(struct sc_state *s, uint64_t now)
+{
+	if (!s->enter_link) {
+		if (s->window_start_ms && now - s->window_start_ms < OBS_SC_LAT_PERIOD_MS)
+			return;
+		s->enter_link = bpf_program__attach(s->enter);
+		if (!s->enter_link) {
+			log_debug("syscalls: cannot attach the entry program: %s", strerror(errno));
+			return;
+		}
+		s->window_start_ms = now;
+		return;
+	}
+	if (now - s->window_start_ms >= OBS_SC_LAT_WINDOW_MS) {
+		bpf_link__destroy(s->enter_link);
+		s->enter_link = NULL;
+	}
+}
+
 static int sc_sample(void *p, struct obs_snapshot *snap, uint64_t elapsed_ms)
 {
 	struct sc_state *s = p;
 	int err = read_counts(s, snap, elapsed_ms / 1000.0);
 
+	latency_window(s, snap->at_ms);
 	if (err)
 		return err;
 	read_errors(s, snap);
