@@ -22,6 +22,7 @@
 #include <sys/timerfd.h>
 #include <time.h>
 
+#include "ctl/captures.h"
 #include "ctl/commands.h"
 #include "ctl/server.h"
 #include "daemon.h"
@@ -376,6 +377,7 @@ static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 			log_warn_errno(n, "cannot expire approvals, ignoring");
 		last_expire_ms = now_ms;
 	}
+	ctl_captures_tick(d, now_ms);
 	ctl_server_expire(d->ctl, now_ms);
 	d->ticks++;
 	d->last_tick_us = mono_us() - t0;
@@ -561,6 +563,7 @@ static void free_opts(struct hs_opts *o)
 
 static void shutdown_daemon(struct hs_daemon *d)
 {
+	ctl_captures_close(d); /* detaches their probes and tells their clients */
 	ctl_server_close(d->ctl);
 	obs_close(d->obs);
 	if (d->mem) {

@@ -2,7 +2,9 @@
  *
  * Sends one request over the control socket, waits for the answer with a deadline, and
  * prints it as tables (render.c) or JSON. Arguments are checked before anything is sent: a
- * change id is a positive decimal integer and nothing else. Exit status, for scripts:
+ * change id is a positive decimal integer and nothing else; a profile's arguments follow the
+ * protocol's rules (ctl_profile_check()). A profile is answered when its window ends: its
+ * deadline is the window plus --timeout. Exit status, for scripts:
  *   0   done
  *   1   the daemon answered with an error (its message is on stderr), or output failed
  *   2   cannot reach the daemon, or no valid answer from it in time
@@ -29,6 +31,8 @@
 #define DEFAULT_SOCKET	"/run/homeostat/control.sock"
 #define DEFAULT_TIMEOUT 5.0
 #define MAX_TIMEOUT	3600.0
+#define DEFAULT_SECONDS 5  /* profile window */
+#define DEFAULT_TOP	10 /* profile: functions shown */
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,
@@ -50,6 +54,19 @@ static const struct cli_cmd {
     {"rollback", "ID", "roll back the change ID"},
     {"pause", "", "stop making changes until resume"},
     {"resume", "", "make changes again"},
+    {"profile", "--target T ...", "CPU, allocation or latency profile of target T"},
+};
+
+/* How to print the answer. */
+enum cli_format {
+	CLI_TEXT,   /* aligned tables */
+	CLI_JSON,   /* every table as JSON */
+	CLI_FOLDED, /* profile: only the folded stacks, "a;b;c N" lines */
+};
+
+struct cli_out {
+	enum cli_format format;
+	unsigned top; /* profile: rows of "top" shown */
 };
 
 static void usage(FILE *f)
@@ -69,10 +86,22 @@ static void usage(FILE *f)
 		   "options:\n"
 		   "  -s, --socket PATH      control socket (default " DEFAULT_SOCKET ")\n"
 		   "  -j, --json             print JSON instead of tables\n"
-		   "  -t, --timeout S        give up after S seconds (default 5)\n"
+		   "  -t, --timeout S        give up after S seconds, past the profile's window\n"
+		   "                         (default 5)\n"
 		   "  -n, --limit N          history: at most N changes (default: the daemon's)\n"
 		   "  -h, --help             print this help and exit\n"
 		   "  -V, --version          print the version and exit\n"
+		   "\n"
+		   "profile options (one kind: --cpu, --alloc or --func SYM):\n"
+		   "  --target T             the policy's target T\n"
+		   "  --cpu                  CPU samples of all its processes, by stack\n"
+		   "  --alloc                outstanding allocations of one process, by stack\n"
+		   "  --func SYM             latency of function SYM of one process\n"
+		   "  --seconds N            window, 1 to 300 seconds (default 5)\n"
+		   "  --pid P                only process P of the target (default: all for\n"
+		   "                         --cpu, the lowest pid for --alloc and --func)\n"
+		   "  --top K                functions shown (default 10)\n"
+		   "  --folded               print only the folded stacks, for flame-graph tools\n"
 		   "\n"
 		   "exit status: 0 done, 1 the daemon answered with an error, 2 cannot reach the\n"
 		   "daemon or no valid answer, 64 usage error\n");
@@ -267,17 +296,78 @@ static int cannot_reach(const char *path, double timeout, int err)
 	return CLI_EXIT_UNREACHABLE;
 }
 
-static int run(const char *path, double timeout, bool json, const struct ctl_request *req)
+/* A profile's answer as shown: "stacks" only in JSON, "top" cut to out->top rows. The view
+ * shares resp's cells; free only view->tables. */
+static int profile_view(const struct ctl_response *resp, const struct cli_out *out,
+			struct ctl_response *view)
+{
+	*view = *resp;
+	view->ntables = 0;
+	view->tables = calloc(resp->ntables ? resp->ntables : 1, sizeof(*view->tables));
+	if (!view->tables)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < resp->ntables; i++) {
+		struct ctl_table t = resp->tables[i];
+
+		if (streq(t.name, "stacks") && out->format != CLI_JSON)
+			continue;
+		if (streq(t.name, "top") && t.nrows > out->top)
+			t.nrows = out->top;
+		view->tables[view->ntables++] = t;
+	}
+	return 0;
+}
+
+/* "stack weight" lines from the "stacks" table: its second column is the weight. */
+static int print_folded(FILE *f, const struct ctl_response *resp)
+{
+	const struct ctl_table *t = ctl_resp_find_table(resp, "stacks");
+
+	for (uint32_t r = 0; t && t->ncols >= 2 && r < t->nrows; r++) {
+		const struct ctl_cell *stack = ctl_table_cell(t, r, 0);
+		const struct ctl_cell *weight = ctl_table_cell(t, r, 1);
+
+		if (stack->type != CTL_COL_STRING || weight->type != CTL_COL_INT)
+			continue;
+		ctl_text_string(f, stack->s);
+		fprintf(f, " %" PRId64 "\n", weight->i);
+	}
+	return ferror(f) ? -EIO : 0;
+}
+
+static int print_answer(const struct ctl_response *resp, const struct cli_out *out,
+			uint16_t req_type)
+{
+	struct ctl_response view;
+	int r;
+
+	if (resp->status == 0 && out->format == CLI_FOLDED)
+		return print_folded(stdout, resp);
+	if (resp->status != 0 || req_type != CTL_REQ_PROFILE)
+		view = *resp;
+	else if (profile_view(resp, out, &view) < 0)
+		return -ENOMEM;
+	if (out->format == CLI_JSON)
+		r = ctl_render_json(stdout, &view);
+	else
+		r = resp->status == 0 ? ctl_render_text(stdout, &view) : 0;
+	if (view.tables != resp->tables)
+		free(view.tables);
+	return r;
+}
+
+static int run(const char *path, double timeout, const struct cli_out *out,
+	       const struct ctl_request *req)
 {
 	uint64_t deadline = now_ms() + (uint64_t)(timeout * 1000);
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ uint8_t *in = NULL;
-	uint8_t out[CTL_REQ_BUF_SIZE];
+	uint8_t buf[CTL_REQ_BUF_SIZE];
 	struct ctl_response resp;
 	size_t len, in_len = 0;
 	int r, send_err, status;
 
-	r = ctl_req_encode(req, out, sizeof(out), &len);
+	r = ctl_req_encode(req, buf, sizeof(buf), &len);
 	if (r < 0) {
 		fprintf(stderr, "homeostat: cannot encode the request: %s\n", ctl_strerror(r));
 		return CLI_EXIT_USAGE;
@@ -288,7 +378,7 @@ static int run(const char *path, double timeout, bool json, const struct ctl_req
 				   sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (r < 0)
 		return cannot_reach(path, timeout, r);
-	send_err = send_all(fd, out, len, deadline);
+	send_err = send_all(fd, buf, len, deadline);
 	if (send_err == -ETIMEDOUT)
 		return cannot_reach(path, timeout, send_err);
 	r = recv_msg(fd, deadline, &in, &in_len);
@@ -313,9 +403,7 @@ static int run(const char *path, double timeout, bool json, const struct ctl_req
 	}
 
 	status = resp.status;
-	r = json ? ctl_render_json(stdout, &resp) : 0;
-	if (status == 0 && !json)
-		r = ctl_render_text(stdout, &resp);
+	r = print_answer(&resp, out, req->type);
 	if (status < 0) {
 		fputs("homeostat: ", stderr);
 		ctl_text_string(stderr,
@@ -330,8 +418,87 @@ static int run(const char *path, double timeout, bool json, const struct ctl_req
 	return status < 0 ? CLI_EXIT_REFUSED : CLI_EXIT_OK;
 }
 
+/* Profile options, kept as given until the command is known. */
+struct profile_args {
+	const char *target, *seconds, *func, *pid, *top;
+	unsigned kinds; /* how many of --cpu, --alloc, --func */
+	unsigned kind;
+	bool folded;
+	bool any; /* some profile option was given */
+};
+
+/* Checks one field by the protocol's rules: a request good in all but that field. */
+static bool profile_field_ok(const char *target, unsigned kind, const char *func)
+{
+	struct ctl_request req = {.type = CTL_REQ_PROFILE, .seconds = 1, .kind = kind};
+
+	if (strlen(target) > CTL_TARGET_MAX || strlen(func) > CTL_FUNC_MAX)
+		return false;
+	strcpy(req.target, target);
+	strcpy(req.func, func);
+	return ctl_profile_check(&req) == 0;
+}
+
+static int profile_request(const struct profile_args *a, struct ctl_request *req,
+			   struct cli_out *out, double *timeout)
+{
+	uint64_t v;
+
+	if (!a->target)
+		return usage_error("'profile' needs --target T");
+	if (a->kinds != 1)
+		return usage_error("'profile' needs exactly one of --cpu, --alloc, --func SYM");
+	if (!profile_field_ok(a->target, CTL_PROFILE_CPU, ""))
+		return usage_error("invalid target name '%s': must be 1 to %d of [a-z0-9_-]",
+				   a->target, CTL_TARGET_MAX);
+	if (a->func && !profile_field_ok("x", CTL_PROFILE_FUNC, a->func))
+		return usage_error("invalid function name '%s': must be 1 to %d printable "
+				   "characters without blanks",
+				   a->func, CTL_FUNC_MAX);
+	strcpy(req->target, a->target);
+	req->kind = a->kind;
+	if (a->func)
+		strcpy(req->func, a->func);
+	req->seconds = DEFAULT_SECONDS;
+	if (a->seconds) {
+		if (parse_uint(a->seconds, CTL_PROFILE_SECONDS_MAX, &v) < 0)
+			return usage_error("invalid seconds '%s': must be an integer between 1 and "
+					   "%d",
+					   a->seconds, CTL_PROFILE_SECONDS_MAX);
+		req->seconds = (uint32_t)v;
+	}
+	if (a->pid) {
+		if (parse_uint(a->pid, INT32_MAX, &v) < 0)
+			return usage_error("invalid pid '%s': must be a positive integer", a->pid);
+		req->pid = (uint32_t)v;
+	}
+	if (a->top) {
+		if (parse_uint(a->top, CTL_MAX_ROWS, &v) < 0)
+			return usage_error("invalid top '%s': must be an integer between 1 and %d",
+					   a->top, CTL_MAX_ROWS);
+		out->top = (unsigned)v;
+	}
+	if (a->folded && out->format == CLI_JSON)
+		return usage_error("--folded and --json exclude each other");
+	if (a->folded)
+		out->format = CLI_FOLDED;
+	/* The answer comes when the window ends: wait that long, plus the timeout. */
+	*timeout += req->seconds;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	enum {
+		O_TARGET = 256,
+		O_SECONDS,
+		O_CPU,
+		O_ALLOC,
+		O_FUNC,
+		O_PID,
+		O_TOP,
+		O_FOLDED,
+	};
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
 	    {"json", no_argument, NULL, 'j'},
@@ -339,15 +506,24 @@ int main(int argc, char **argv)
 	    {"limit", required_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
+	    {"target", required_argument, NULL, O_TARGET},
+	    {"seconds", required_argument, NULL, O_SECONDS},
+	    {"cpu", no_argument, NULL, O_CPU},
+	    {"alloc", no_argument, NULL, O_ALLOC},
+	    {"func", required_argument, NULL, O_FUNC},
+	    {"pid", required_argument, NULL, O_PID},
+	    {"top", required_argument, NULL, O_TOP},
+	    {"folded", no_argument, NULL, O_FOLDED},
 	    {0},
 	};
 	const char *path = DEFAULT_SOCKET, *limit_arg = NULL;
 	const struct ctl_req_desc *desc;
 	struct ctl_request req = {0};
+	struct cli_out out = {.format = CLI_TEXT, .top = DEFAULT_TOP};
+	struct profile_args prof = {0};
 	double timeout = DEFAULT_TIMEOUT;
-	bool json = false;
 	uint64_t v;
-	int c;
+	int c, r;
 
 	opterr = 0;
 	/* GNU getopt permutes: options may follow the command ("history --json"). */
@@ -359,7 +535,7 @@ int main(int argc, char **argv)
 			path = optarg;
 			break;
 		case 'j':
-			json = true;
+			out.format = CLI_JSON;
 			break;
 		case 't':
 			if (parse_timeout(optarg, &timeout) < 0)
@@ -377,11 +553,38 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("homeostat %s\n", HS_VERSION);
 			return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_REFUSED;
+		case O_TARGET:
+			prof.target = optarg;
+			break;
+		case O_SECONDS:
+			prof.seconds = optarg;
+			break;
+		case O_CPU:
+		case O_ALLOC:
+		case O_FUNC:
+			prof.kinds++;
+			prof.kind = c == O_CPU	   ? CTL_PROFILE_CPU
+				    : c == O_ALLOC ? CTL_PROFILE_ALLOC
+						   : CTL_PROFILE_FUNC;
+			if (c == O_FUNC)
+				prof.func = optarg;
+			break;
+		case O_PID:
+			prof.pid = optarg;
+			break;
+		case O_TOP:
+			prof.top = optarg;
+			break;
+		case O_FOLDED:
+			prof.folded = true;
+			break;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default:
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
+		if (c >= O_TARGET)
+			prof.any = true;
 	}
 
 	if (optind >= argc)
@@ -394,6 +597,9 @@ int main(int argc, char **argv)
 	argv += optind + 1;
 	if (limit_arg && desc->arg != CTL_ARG_LIMIT)
 		return usage_error("--limit applies to 'history' only");
+	if (prof.any && desc->arg != CTL_ARG_PROFILE)
+		return usage_error("--target, --seconds, --cpu, --alloc, --func, --pid, --top and "
+				   "--folded apply to 'profile' only");
 
 	switch (desc->arg) {
 	case CTL_ARG_NONE:
@@ -421,6 +627,14 @@ int main(int argc, char **argv)
 					   argv[0]);
 		req.id = v;
 		break;
+	case CTL_ARG_PROFILE:
+		if (argc > 0)
+			return usage_error("'%s' takes options only, got '%s'", desc->name,
+					   argv[0]);
+		r = profile_request(&prof, &req, &out, &timeout);
+		if (r)
+			return r;
+		break;
 	}
-	return run(path, timeout, json, &req);
+	return run(path, timeout, &out, &req);
 }

@@ -2,14 +2,17 @@
  *
  * Each request type has one handler in the table below. Handlers read the daemon's state and
  * its memory and build typed tables with the proto.h builder; they never block (every query
- * is a bounded sqlite read). A request that changes something (approve, reject, pause,
+ * is a bounded sqlite read). A profile takes seconds: its handler starts the capture and
+ * defers the answer (captures.c). A request that changes something (approve, reject, pause,
  * resume) is recorded in the audit trail before it is acknowledged, and the answer carries
  * the audit sequence number, so that an acknowledged request is never lost.
  */
 #include <inttypes.h>
 #include <time.h>
 
+#include "ctl/captures.h"
 #include "ctl/commands.h"
+#include "ctl/server.h"
 #include "daemon.h"
 #include "lib/log.h"
 #include "memory/memory.h"
@@ -106,9 +109,10 @@ static void errno_list(const struct obs_target_snap *t, double secs, char *buf, 
 	}
 }
 
-static void target_row(struct ctl_response *r, const struct obs_target_snap *t, double secs)
+static void target_row(struct hs_daemon *d, struct ctl_response *r, const struct obs_target_snap *t,
+		       double secs)
 {
-	char errs[160];
+	char errs[160], top[160];
 
 	errno_list(t, secs, errs, sizeof(errs));
 	ctl_resp_row(r);
@@ -133,19 +137,24 @@ static void target_row(struct ctl_response *r, const struct obs_target_snap *t, 
 	ctl_resp_cell_int(r, t->execs);
 	ctl_resp_cell_int(r, t->exits);
 	ctl_resp_cell_int(r, t->fatal);
+	/* Symbolized only now, for the policy's targets: nothing is spent unless asked. */
+	if (t->index > 0 && ctl_captures_top_cpu(d, t->index, top, sizeof(top)) == 0)
+		ctl_resp_cell_str(r, top);
+	else
+		ctl_resp_cell_null(r);
 }
 
 /* One row for the whole host, then one per policy target, then the rest of the host. */
 static int status_targets(struct hs_daemon *d, struct ctl_response *r)
 {
 	static const char *const cols[] = {
-	    "target",	  "procs",	"syscalls_s",	"errors_s", "top_errnos",
-	    "p50_sys_us", "p99_sys_us", "p99_runq_us",	"rss_mib",  "rss_slope_kib_s",
-	    "execs",	  "exits",	"fatal_signals"};
+	    "target",	  "procs",	"syscalls_s",	 "errors_s", "top_errnos",
+	    "p50_sys_us", "p99_sys_us", "p99_runq_us",	 "rss_mib",  "rss_slope_kib_s",
+	    "execs",	  "exits",	"fatal_signals", "top_cpu"};
 	static const enum ctl_col_type types[] = {
-	    CTL_COL_STRING, CTL_COL_INT,  CTL_COL_REAL, CTL_COL_REAL, CTL_COL_STRING,
-	    CTL_COL_REAL,   CTL_COL_REAL, CTL_COL_REAL, CTL_COL_REAL, CTL_COL_REAL,
-	    CTL_COL_INT,    CTL_COL_INT,  CTL_COL_INT};
+	    CTL_COL_STRING, CTL_COL_INT,  CTL_COL_REAL, CTL_COL_REAL,  CTL_COL_STRING,
+	    CTL_COL_REAL,   CTL_COL_REAL, CTL_COL_REAL, CTL_COL_REAL,  CTL_COL_REAL,
+	    CTL_COL_INT,    CTL_COL_INT,  CTL_COL_INT,	CTL_COL_STRING};
 	const struct obs_snapshot *s = &d->snap;
 	double secs = s->elapsed_ms / 1000.0;
 
@@ -153,11 +162,11 @@ static int status_targets(struct hs_daemon *d, struct ctl_response *r)
 	if (!s->tick && !s->at_ms)
 		return 0;
 	ctl_resp_table(r, "targets", ARRAY_SIZE(cols), cols, types);
-	target_row(r, &s->host, secs);
+	target_row(d, r, &s->host, secs);
 	for (int i = 1; i < s->ntargets; i++)
-		target_row(r, &s->t[i], secs);
+		target_row(d, r, &s->t[i], secs);
 	if (s->ntargets > 1)
-		target_row(r, &s->t[0], secs);
+		target_row(d, r, &s->t[0], secs);
 	return r->err;
 }
 
@@ -362,12 +371,18 @@ static int cmd_resume(struct hs_daemon *d, const struct ctl_request *req, struct
 	return set_paused(d, r, false);
 }
 
+/* Answered later, by ctl_captures_tick(), when the window ends. */
+static int cmd_profile(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
+{
+	return ctl_captures_start(d, req, r);
+}
+
 static int (*const handlers[])(struct hs_daemon *, const struct ctl_request *,
 			       struct ctl_response *) = {
     [CTL_REQ_STATUS] = cmd_status,     [CTL_REQ_HISTORY] = cmd_history,
     [CTL_REQ_APPROVE] = cmd_approve,   [CTL_REQ_REJECT] = cmd_reject,
     [CTL_REQ_ROLLBACK] = cmd_rollback, [CTL_REQ_PAUSE] = cmd_pause,
-    [CTL_REQ_RESUME] = cmd_resume,
+    [CTL_REQ_RESUME] = cmd_resume,     [CTL_REQ_PROFILE] = cmd_profile,
 };
 
 int ctl_commands_handle(void *ud, const struct ctl_request *req, struct ctl_response *resp)
@@ -378,7 +393,8 @@ int ctl_commands_handle(void *ud, const struct ctl_request *req, struct ctl_resp
 		return ctl_resp_error(resp, -EOPNOTSUPP, "request type %u is not handled",
 				      req->type);
 	log_debug("control request '%s'", ctl_req_desc(req->type)->name);
-	handlers[req->type](d, req, resp);
+	if (handlers[req->type](d, req, resp) == CTL_DEFERRED)
+		return CTL_DEFERRED;
 	if (resp->err && !resp->status)
 		ctl_resp_error(resp, resp->err, "cannot build the answer: %s",
 			       strerror(-resp->err));

@@ -15,13 +15,34 @@
 
 /* One row a request type: its wire value, its name (the CLI command), its argument. */
 const struct ctl_req_desc ctl_req_descs[] = {
-    {.type = CTL_REQ_STATUS, .name = "status", .arg = CTL_ARG_NONE, .payload_len = 0},
-    {.type = CTL_REQ_HISTORY, .name = "history", .arg = CTL_ARG_LIMIT, .payload_len = 4},
-    {.type = CTL_REQ_APPROVE, .name = "approve", .arg = CTL_ARG_ID, .payload_len = 8},
-    {.type = CTL_REQ_REJECT, .name = "reject", .arg = CTL_ARG_ID, .payload_len = 8},
-    {.type = CTL_REQ_ROLLBACK, .name = "rollback", .arg = CTL_ARG_ID, .payload_len = 8},
-    {.type = CTL_REQ_PAUSE, .name = "pause", .arg = CTL_ARG_NONE, .payload_len = 0},
-    {.type = CTL_REQ_RESUME, .name = "resume", .arg = CTL_ARG_NONE, .payload_len = 0},
+    {.type = CTL_REQ_STATUS, .name = "status", .arg = CTL_ARG_NONE},
+    {.type = CTL_REQ_HISTORY,
+     .name = "history",
+     .arg = CTL_ARG_LIMIT,
+     .payload_min = 4,
+     .payload_max = 4},
+    {.type = CTL_REQ_APPROVE,
+     .name = "approve",
+     .arg = CTL_ARG_ID,
+     .payload_min = 8,
+     .payload_max = 8},
+    {.type = CTL_REQ_REJECT,
+     .name = "reject",
+     .arg = CTL_ARG_ID,
+     .payload_min = 8,
+     .payload_max = 8},
+    {.type = CTL_REQ_ROLLBACK,
+     .name = "rollback",
+     .arg = CTL_ARG_ID,
+     .payload_min = 8,
+     .payload_max = 8},
+    {.type = CTL_REQ_PAUSE, .name = "pause", .arg = CTL_ARG_NONE},
+    {.type = CTL_REQ_RESUME, .name = "resume", .arg = CTL_ARG_NONE},
+    {.type = CTL_REQ_PROFILE,
+     .name = "profile",
+     .arg = CTL_ARG_PROFILE,
+     .payload_min = CTL_PROFILE_PAYLOAD_MIN,
+     .payload_max = CTL_PROFILE_PAYLOAD_MAX},
 };
 const size_t ctl_req_ndescs = ARRAY_SIZE(ctl_req_descs);
 
@@ -109,7 +130,7 @@ static int check_req_hdr(const uint8_t *p, const struct ctl_req_desc **desc, uin
 	*desc = ctl_req_desc(type);
 	if (!*desc)
 		return -EOPNOTSUPP;
-	if (*len != (*desc)->payload_len)
+	if (*len < (*desc)->payload_min || *len > (*desc)->payload_max)
 		return -EBADMSG;
 	return 0;
 }
@@ -164,30 +185,193 @@ int ctl_resp_size(const void *buf, size_t have, size_t *need)
 	return 0;
 }
 
+/* Readers for both decoders: every read is checked against the bytes left. */
+
+struct rd {
+	const uint8_t *p;
+	size_t left;
+};
+
+static int rd_u8(struct rd *r, uint8_t *v)
+{
+	if (r->left < 1)
+		return -EBADMSG;
+	*v = r->p[0];
+	r->p++;
+	r->left--;
+	return 0;
+}
+
+static int rd_u32(struct rd *r, uint32_t *v)
+{
+	if (r->left < 4)
+		return -EBADMSG;
+	*v = get_u32(r->p);
+	r->p += 4;
+	r->left -= 4;
+	return 0;
+}
+
+static int rd_u64(struct rd *r, uint64_t *v)
+{
+	if (r->left < 8)
+		return -EBADMSG;
+	*v = get_u64(r->p);
+	r->p += 8;
+	r->left -= 8;
+	return 0;
+}
+
+/* A string of 1..max bytes into buf (max + 1 bytes), each byte accepted by ok(). */
+static int rd_fixed_str(struct rd *r, size_t max, bool (*ok)(unsigned char), char *buf)
+{
+	uint32_t n;
+	int err;
+
+	err = rd_u32(r, &n);
+	if (err < 0)
+		return err;
+	if (n > max)
+		return -E2BIG;
+	if (n > r->left)
+		return -EBADMSG;
+	memcpy(buf, r->p, n);
+	buf[n] = '\0';
+	r->p += n;
+	r->left -= n;
+	for (uint32_t i = 0; i < n; i++)
+		if (!ok((unsigned char)buf[i]))
+			return -EBADMSG;
+	return 0;
+}
+
+/* PROFILE's argument. */
+
+static bool target_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+static bool func_char(unsigned char c)
+{
+	return c > ' ' && c < 0x7f;
+}
+
+static const char *const profile_kind_names[] = {
+    [CTL_PROFILE_CPU] = "cpu",
+    [CTL_PROFILE_ALLOC] = "alloc",
+    [CTL_PROFILE_FUNC] = "func",
+};
+
+const char *ctl_profile_kind_name(unsigned kind)
+{
+	return kind < ARRAY_SIZE(profile_kind_names) ? profile_kind_names[kind] : NULL;
+}
+
+static int name_check(const char *s, size_t max, bool (*ok)(unsigned char), bool empty_ok)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n > max)
+		return -E2BIG;
+	if (n == 0 && !empty_ok)
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++)
+		if (!ok((unsigned char)s[i]))
+			return -EBADMSG;
+	return 0;
+}
+
+int ctl_profile_check(const struct ctl_request *req)
+{
+	bool func = req->kind == CTL_PROFILE_FUNC;
+	int err;
+
+	err = name_check(req->target, CTL_TARGET_MAX, target_char, false);
+	if (!err)
+		err = name_check(req->func, CTL_FUNC_MAX, func_char, !func);
+	if (err)
+		return err;
+	if (!ctl_profile_kind_name(req->kind) || (!func && req->func[0]))
+		return -EBADMSG;
+	if (req->seconds < 1 || req->seconds > CTL_PROFILE_SECONDS_MAX || req->pid > INT32_MAX)
+		return -ERANGE;
+	return 0;
+}
+
+static size_t payload_len(const struct ctl_req_desc *desc, const struct ctl_request *req)
+{
+	if (desc->arg == CTL_ARG_PROFILE)
+		return CTL_PROFILE_PAYLOAD_MIN + strlen(req->target) + strlen(req->func);
+	return desc->payload_min;
+}
+
 int ctl_req_encode(const struct ctl_request *req, void *buf, size_t size, size_t *len)
 {
 	const struct ctl_req_desc *desc = ctl_req_desc(req->type);
 	uint8_t *p = buf;
+	size_t plen, n;
+	int err;
 
 	if (!desc)
 		return -EOPNOTSUPP;
 	if (desc->arg == CTL_ARG_ID && req->id == 0)
 		return -ERANGE;
-	if (size < CTL_HDR_SIZE + desc->payload_len)
+	if (desc->arg == CTL_ARG_PROFILE) {
+		err = ctl_profile_check(req);
+		if (err)
+			return err;
+	}
+	plen = payload_len(desc, req);
+	if (size < CTL_HDR_SIZE + plen)
 		return -ENOBUFS;
-	put_hdr(p, desc->type, desc->payload_len);
+	put_hdr(p, desc->type, plen);
+	p += CTL_HDR_SIZE;
 	switch (desc->arg) {
 	case CTL_ARG_NONE:
 		break;
 	case CTL_ARG_LIMIT:
-		put_u32(p + CTL_HDR_SIZE, req->limit);
+		put_u32(p, req->limit);
 		break;
 	case CTL_ARG_ID:
-		put_u64(p + CTL_HDR_SIZE, req->id);
+		put_u64(p, req->id);
+		break;
+	case CTL_ARG_PROFILE:
+		n = strlen(req->target);
+		put_u32(p, n);
+		memcpy(p + 4, req->target, n);
+		p += 4 + n;
+		put_u32(p, req->seconds);
+		p[4] = req->kind;
+		p += 5;
+		n = strlen(req->func);
+		put_u32(p, n);
+		memcpy(p + 4, req->func, n);
+		put_u32(p + 4 + n, req->pid);
 		break;
 	}
-	*len = CTL_HDR_SIZE + desc->payload_len;
+	*len = CTL_HDR_SIZE + plen;
 	return 0;
+}
+
+static int rd_profile(struct rd *r, struct ctl_request *req)
+{
+	int err;
+
+	err = rd_fixed_str(r, CTL_TARGET_MAX, target_char, req->target);
+	if (!err)
+		err = rd_u32(r, &req->seconds);
+	if (!err)
+		err = rd_u8(r, &req->kind);
+	if (!err)
+		err = rd_fixed_str(r, CTL_FUNC_MAX, func_char, req->func);
+	if (!err)
+		err = rd_u32(r, &req->pid);
+	if (err)
+		return err;
+	if (r->left != 0)
+		return -EBADMSG;
+	return ctl_profile_check(req);
 }
 
 int ctl_req_decode(const void *buf, size_t len, struct ctl_request *req)
@@ -195,30 +379,33 @@ int ctl_req_decode(const void *buf, size_t len, struct ctl_request *req)
 	const struct ctl_req_desc *desc;
 	const uint8_t *p = buf;
 	uint32_t plen;
-	int r;
+	struct rd r;
+	int err;
 
 	if (len < CTL_HDR_SIZE)
 		return -ENODATA;
-	r = check_req_hdr(p, &desc, &plen);
-	if (r < 0)
-		return r;
+	err = check_req_hdr(p, &desc, &plen);
+	if (err < 0)
+		return err;
 	if (len < CTL_HDR_SIZE + (size_t)plen)
 		return -ENODATA;
 	if (len > CTL_HDR_SIZE + (size_t)plen)
 		return -EBADMSG;
 	*req = (struct ctl_request){.type = desc->type};
-	p += CTL_HDR_SIZE;
+	r = (struct rd){.p = p + CTL_HDR_SIZE, .left = plen};
 	switch (desc->arg) {
 	case CTL_ARG_NONE:
 		break;
 	case CTL_ARG_LIMIT:
-		req->limit = get_u32(p);
+		req->limit = get_u32(r.p);
 		break;
 	case CTL_ARG_ID:
-		req->id = get_u64(p);
+		req->id = get_u64(r.p);
 		if (req->id == 0)
 			return -ERANGE;
 		break;
+	case CTL_ARG_PROFILE:
+		return rd_profile(&r, req);
 	}
 	return 0;
 }
@@ -609,42 +796,7 @@ int ctl_resp_encode(const struct ctl_response *resp, void **buf, size_t *len)
 	return 0;
 }
 
-/* Decoder: every read is checked against the bytes left. */
-
-struct rd {
-	const uint8_t *p;
-	size_t left;
-};
-
-static int rd_u8(struct rd *r, uint8_t *v)
-{
-	if (r->left < 1)
-		return -EBADMSG;
-	*v = r->p[0];
-	r->p++;
-	r->left--;
-	return 0;
-}
-
-static int rd_u32(struct rd *r, uint32_t *v)
-{
-	if (r->left < 4)
-		return -EBADMSG;
-	*v = get_u32(r->p);
-	r->p += 4;
-	r->left -= 4;
-	return 0;
-}
-
-static int rd_u64(struct rd *r, uint64_t *v)
-{
-	if (r->left < 8)
-		return -EBADMSG;
-	*v = get_u64(r->p);
-	r->p += 8;
-	r->left -= 8;
-	return 0;
-}
+/* Response decoder. */
 
 /* A string of at most max bytes, NUL-free, copied and terminated into *s. */
 static int rd_str(struct rd *r, size_t max, char **s)

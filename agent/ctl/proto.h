@@ -6,7 +6,10 @@
  * run on the same one.
  *
  *   header   u32 magic (CTL_MAGIC), u16 version (CTL_VERSION), u16 type, u32 payload length
- *   request  type is a request type below; its payload has the exact size of its argument
+ *   request  type is a request type below; its payload is its argument (enum ctl_arg), whose
+ *            size is exact, or for PROFILE within [payload_min, payload_max] and then exact
+ *            once its strings' lengths are read:
+ *              PROFILE  str target, u32 seconds, u8 kind, str func, u32 pid (0: none)
  *   response type is CTL_RESP_BIT | the request type answered (CTL_RESP_BIT alone when the
  *            request could not be parsed); payload:
  *              i32 status (0 or -errno), str message, u32 ntables, then per table:
@@ -26,7 +29,8 @@
  *   -EBADMSG          malformed: wrong payload size for the type, trailing bytes, a length
  *                     running past the end, NUL in a string, bad name, type or tag
  *   -E2BIG            a count or string length above the limits below
- *   -ERANGE           an argument out of range (change id 0)
+ *   -ERANGE           an argument out of range (change id 0, profile seconds outside
+ *                     1..CTL_PROFILE_SECONDS_MAX, a pid above INT32_MAX)
  *
  * Adding a request type: a value in enum ctl_req_type, a row in the table in proto.c, and, if
  * its argument is new, an enum ctl_arg value with its field in struct ctl_request.
@@ -44,7 +48,7 @@
 #define CTL_VERSION	 1
 #define CTL_HDR_SIZE	 12
 #define CTL_MSG_MAX	 (1024 * 1024) /* a whole message, header included */
-#define CTL_REQ_BUF_SIZE 32	       /* enough for any encoded request */
+#define CTL_REQ_BUF_SIZE 256	       /* enough for any encoded request */
 #define CTL_RESP_BIT	 0x8000
 
 #define CTL_NAME_MAX   64    /* table and column names: [a-z][a-z0-9_]* */
@@ -52,6 +56,14 @@
 #define CTL_MAX_TABLES 16
 #define CTL_MAX_COLS   32
 #define CTL_MAX_ROWS   100000
+
+/* PROFILE's argument. A target name is 1-64 bytes of [a-z0-9_-] (the policy's rule); a
+ * function is 1-128 printable ASCII bytes without blanks, for FUNC and only for FUNC. */
+#define CTL_TARGET_MAX		64
+#define CTL_FUNC_MAX		128
+#define CTL_PROFILE_SECONDS_MAX 300
+#define CTL_PROFILE_PAYLOAD_MIN 17 /* 4 + 4 + 1 + 4 + 4, both strings empty */
+#define CTL_PROFILE_PAYLOAD_MAX (CTL_PROFILE_PAYLOAD_MIN + CTL_TARGET_MAX + CTL_FUNC_MAX)
 
 enum ctl_req_type {
 	CTL_REQ_STATUS = 1,
@@ -61,26 +73,43 @@ enum ctl_req_type {
 	CTL_REQ_ROLLBACK = 5, /* id */
 	CTL_REQ_PAUSE = 6,
 	CTL_REQ_RESUME = 7,
+	CTL_REQ_PROFILE = 8, /* target, seconds, kind, func, pid: answered when the window ends */
 };
 
-/* The argument a request type carries, which fixes its payload size. */
+enum ctl_profile_kind {
+	CTL_PROFILE_CPU = 1,   /* CPU-clock samples of every member, by stack */
+	CTL_PROFILE_ALLOC = 2, /* outstanding allocations of one process, by stack */
+	CTL_PROFILE_FUNC = 3,  /* latency of one function of one process */
+};
+
+/* The argument a request type carries, which bounds its payload size. */
 enum ctl_arg {
-	CTL_ARG_NONE,  /* 0 bytes */
-	CTL_ARG_LIMIT, /* u32 limit */
-	CTL_ARG_ID,    /* u64 id, > 0 */
+	CTL_ARG_NONE,	 /* 0 bytes */
+	CTL_ARG_LIMIT,	 /* u32 limit */
+	CTL_ARG_ID,	 /* u64 id, > 0 */
+	CTL_ARG_PROFILE, /* str target, u32 seconds, u8 kind, str func, u32 pid */
 };
 
 struct ctl_req_desc {
 	uint16_t type;	  /* enum ctl_req_type */
 	const char *name; /* "status", "history", ...: the CLI command too */
 	enum ctl_arg arg;
-	uint32_t payload_len; /* exact */
+	uint32_t payload_min, payload_max; /* equal for a fixed-size argument */
 };
 
 struct ctl_request {
 	uint16_t type;	/* enum ctl_req_type */
 	uint32_t limit; /* HISTORY: rows wanted, 0 for the daemon's default */
 	uint64_t id;	/* APPROVE, REJECT, ROLLBACK: the change id, > 0 */
+	/* PROFILE */
+	char target[CTL_TARGET_MAX + 1]; /* NUL-terminated */
+	uint32_t seconds;		 /* 1..CTL_PROFILE_SECONDS_MAX */
+	uint8_t kind;			 /* enum ctl_profile_kind */
+	char func[CTL_FUNC_MAX + 1];	 /* FUNC: the symbol; "" for the others */
+	uint32_t pid;			 /* 0: the daemon chooses */
+	/* Not on the wire: set by the server before the handler runs, so that a handler can
+	 * answer later (ctl_server_reply() in server.h). */
+	uint64_t token;
 };
 
 enum ctl_col_type {
@@ -126,9 +155,17 @@ const struct ctl_req_desc *ctl_req_desc_by_name(const char *name);
 extern const struct ctl_req_desc ctl_req_descs[];
 extern const size_t ctl_req_ndescs;
 
-/* Requests: encode into buf (CTL_REQ_BUF_SIZE is enough); decode exactly one whole message. */
+/* Requests: encode into buf (CTL_REQ_BUF_SIZE is enough); decode exactly one whole message.
+ * The encoder refuses what the decoder would, with the same error. */
 int ctl_req_encode(const struct ctl_request *req, void *buf, size_t size, size_t *len);
 int ctl_req_decode(const void *buf, size_t len, struct ctl_request *req);
+
+/* PROFILE's argument rules, shared by both ends: 0, -EBADMSG (bad target or function name,
+ * unknown kind, a function given to CPU or ALLOC or missing for FUNC), -E2BIG (a name too
+ * long) or -ERANGE (seconds, pid). */
+int ctl_profile_check(const struct ctl_request *req);
+/* "cpu", "alloc", "func"; NULL for an unknown kind. */
+const char *ctl_profile_kind_name(unsigned kind);
 
 /* For readers of a stream: with the first `have` bytes of a message in buf, set *need to the
  * size of the whole message (CTL_HDR_SIZE while the header is incomplete), or refuse the

@@ -1,11 +1,14 @@
 /* server.c - the control socket in the daemon's epoll loop (contract in server.h).
  *
  * Each client is a slot with a small state machine: READ (header then payload, in as many
- * pieces as they come, refused as soon as the header is wrong), then WRITE (the encoded
- * response, in as many pieces as the socket takes, waiting for EPOLLOUT in between), then
- * closed. Invariants: every open client fd is in epfd with a tag of its slot and a
- * generation, so a stale event for a closed client (same fd, already reused) is ignored; a
- * client never holds more than CTL_REQ_BUF_SIZE bytes of input; no call blocks.
+ * pieces as they come, refused as soon as the header is wrong), then, when the handler
+ * defers its answer, DEFERRED (watched for EPOLLRDHUP only, until ctl_server_reply() names
+ * its token), then WRITE (the encoded response, in as many pieces as the socket takes,
+ * waiting for EPOLLOUT in between), then closed. Invariants: a token names one request of
+ * this server's lifetime and is never reused, so a late reply cannot reach another client; every
+ * open client fd is in epfd with a tag of its slot and a generation, so a stale event for a closed
+ * client (same fd, already reused) is ignored; a client never holds more than CTL_REQ_BUF_SIZE
+ * bytes of input; no call blocks.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,6 +27,7 @@
 enum ctl_client_state {
 	CTL_CLIENT_FREE,
 	CTL_CLIENT_READ,
+	CTL_CLIENT_DEFERRED,
 	CTL_CLIENT_WRITE,
 };
 
@@ -34,6 +38,8 @@ struct ctl_client {
 	bool want_out; /* registered for EPOLLOUT instead of EPOLLIN */
 	pid_t pid;
 	uint64_t deadline_ms;
+	uint64_t token;	   /* of its request, once read */
+	uint16_t req_type; /* of its request, once read */
 	uint8_t in[CTL_REQ_BUF_SIZE];
 	size_t have;
 	uint8_t *out;
@@ -50,6 +56,7 @@ struct ctl_server {
 	ctl_handler_fn handler;
 	void *ud;
 	uint16_t gen;
+	uint64_t tokens; /* the last token given */
 	bool accept_off; /* out of fds: not watching the listener until the next expire */
 	struct ctl_client clients[CTL_SERVER_MAX_CLIENTS];
 };
@@ -161,44 +168,94 @@ static void client_refuse(struct ctl_server *srv, struct ctl_client *c, int err)
 	client_respond(srv, c, out, len);
 }
 
-static void client_dispatch(struct ctl_server *srv, struct ctl_client *c,
-			    const struct ctl_request *req)
+/* Encodes a handler's answer r (0 or -errno) with resp; NULL when even an error cannot be
+ * encoded (out of memory). */
+static uint8_t *encode_answer(uint16_t req_type, int r, const struct ctl_response *resp,
+			      size_t *len)
 {
-	const struct ctl_req_desc *desc = ctl_req_desc(req->type);
-	struct ctl_response resp;
-	char *msg = NULL;
+	struct ctl_response err_resp, *send_resp = NULL;
+	int built = resp->err;
 	void *out = NULL;
-	size_t len = 0;
-	int r, built;
+	int e;
 
-	ctl_resp_init(&resp, req->type);
-	r = srv->handler(srv->ud, req, &resp);
-	built = resp.err;
 	if (r >= 0 && built < 0)
 		r = built;
 	if (r < 0) {
 		/* An error carries no table: keep the handler's message only. */
 		if (r < -4095)
 			r = -EIO;
-		if (built == 0 && resp.message && resp.message[0])
-			msg = TAKE_PTR(resp.message);
-		ctl_resp_free(&resp);
+		ctl_resp_init(&err_resp, req_type);
 		if (built < 0)
-			ctl_resp_error(&resp, r, "cannot build the response: %s", strerror(-r));
+			ctl_resp_error(&err_resp, r, "cannot build the response: %s", strerror(-r));
+		else if (resp->message && resp->message[0])
+			ctl_resp_error(&err_resp, r, "%s", resp->message);
 		else
-			ctl_resp_error(&resp, r, "%s", msg ? msg : strerror(-r));
-		free(msg);
+			ctl_resp_error(&err_resp, r, "%s", strerror(-r));
+		send_resp = &err_resp;
 	}
-	r = ctl_resp_encode(&resp, &out, &len);
-	log_debug("control request '%s' from pid %d: status %d", desc->name, c->pid, resp.status);
-	ctl_resp_free(&resp);
-	if (r < 0) {
+	if (send_resp) {
+		e = ctl_resp_encode(send_resp, &out, len);
+		ctl_resp_free(send_resp);
+	} else {
+		struct ctl_response view = *resp;
+
+		view.req_type = req_type;
+		e = ctl_resp_encode(&view, &out, len);
+	}
+	if (e < 0) {
 		char text[128];
 
-		snprintf(text, sizeof(text), "cannot encode the response: %s", ctl_strerror(r));
-		out = error_msg(req->type, r, text, &len);
+		snprintf(text, sizeof(text), "cannot encode the response: %s", ctl_strerror(e));
+		out = error_msg(req_type, e, text, len);
 	}
+	return out;
+}
+
+static void client_dispatch(struct ctl_server *srv, struct ctl_client *c, struct ctl_request *req)
+{
+	const struct ctl_req_desc *desc = ctl_req_desc(req->type);
+	struct ctl_response resp;
+	uint8_t *out;
+	size_t len = 0;
+	int r;
+
+	if (++srv->tokens == 0)
+		srv->tokens = 1;
+	c->token = req->token = srv->tokens;
+	c->req_type = req->type;
+	ctl_resp_init(&resp, req->type);
+	r = srv->handler(srv->ud, req, &resp);
+	if (r == CTL_DEFERRED) {
+		ctl_resp_free(&resp);
+		log_debug("control request '%s' from pid %d: answer deferred", desc->name, c->pid);
+		/* Only a hang-up matters now; bytes after the request were refused already. */
+		if (epoll_set(srv, EPOLL_CTL_MOD, c->fd, c->gen, EPOLLRDHUP) < 0) {
+			client_close(srv, c);
+			return;
+		}
+		c->state = CTL_CLIENT_DEFERRED;
+		return;
+	}
+	out = encode_answer(req->type, r, &resp, &len);
+	log_debug("control request '%s' from pid %d: status %d", desc->name, c->pid,
+		  r < 0 ? r : resp.err);
+	ctl_resp_free(&resp);
 	client_respond(srv, c, out, len);
+}
+
+/* A deferred client woke us: it hung up (or broke the protocol by sending more). */
+static void client_deferred_event(struct ctl_server *srv, struct ctl_client *c)
+{
+	uint8_t extra;
+	ssize_t n = recv(c->fd, &extra, 1, MSG_DONTWAIT | MSG_PEEK);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	log_debug("control client pid %d %s before its deferred answer", c->pid,
+		  n == 0  ? "hung up"
+		  : n > 0 ? "sent more bytes"
+			  : "failed");
+	client_close(srv, c);
 }
 
 static void client_read(struct ctl_server *srv, struct ctl_client *c)
@@ -342,6 +399,8 @@ int ctl_server_dispatch(struct ctl_server *srv, uint64_t data, uint32_t events)
 		return 0; /* a stale event of a client closed earlier in this batch */
 	if (c->state == CTL_CLIENT_READ)
 		client_read(srv, c);
+	else if (c->state == CTL_CLIENT_DEFERRED)
+		client_deferred_event(srv, c);
 	else if (c->state == CTL_CLIENT_WRITE)
 		client_write(srv, c);
 	return 0;
@@ -363,14 +422,65 @@ unsigned ctl_server_expire(struct ctl_server *srv, uint64_t now_ms)
 
 		if (c->state == CTL_CLIENT_FREE || c->deadline_ms > now_ms)
 			continue;
-		log_debug("dropped control client pid %d: not done within %d ms", c->pid,
-			  CTL_SERVER_TIMEOUT_MS);
+		log_debug("dropped control client pid %d: not done by its deadline", c->pid);
 		if (c->state == CTL_CLIENT_READ)
 			send_now(c->fd, -ETIMEDOUT, "timed out waiting for the request");
+		else if (c->state == CTL_CLIENT_DEFERRED)
+			send_now(c->fd, -ETIMEDOUT, "timed out waiting for the answer");
 		client_close(srv, c);
 		n++;
 	}
 	return n;
+}
+
+static struct ctl_client *client_by_token(const struct ctl_server *srv, uint64_t token,
+					  bool deferred_only)
+{
+	for (size_t i = 0; token && i < ARRAY_SIZE(srv->clients); i++) {
+		const struct ctl_client *c = &srv->clients[i];
+
+		if (c->token != token || c->state == CTL_CLIENT_FREE)
+			continue;
+		if (c->state == CTL_CLIENT_DEFERRED ||
+		    (!deferred_only && c->state == CTL_CLIENT_READ))
+			return (struct ctl_client *)c;
+	}
+	return NULL;
+}
+
+int ctl_server_extend(struct ctl_server *srv, uint64_t token, uint64_t deadline_ms)
+{
+	struct ctl_client *c = srv ? client_by_token(srv, token, false) : NULL;
+
+	if (!c)
+		return -ENOENT;
+	c->deadline_ms = deadline_ms;
+	return 0;
+}
+
+int ctl_server_reply(struct ctl_server *srv, uint64_t token, const struct ctl_response *resp)
+{
+	struct ctl_client *c = srv ? client_by_token(srv, token, true) : NULL;
+	uint8_t *out;
+	size_t len = 0;
+
+	if (!c)
+		return -ENOENT;
+	out = encode_answer(c->req_type, resp->status, resp, &len);
+	log_debug("deferred answer to pid %d: status %d", c->pid, resp->status);
+	/* Back to the usual events for writing: client_write() asks for EPOLLOUT if needed. */
+	if (epoll_set(srv, EPOLL_CTL_MOD, c->fd, c->gen, EPOLLIN) < 0) {
+		free(out);
+		client_close(srv, c);
+		return 0;
+	}
+	client_respond(srv, c, out, len);
+	return 0;
+}
+
+bool ctl_server_waiting(const struct ctl_server *srv, uint64_t token)
+{
+	return srv && client_by_token(srv, token, true);
 }
 
 unsigned ctl_server_nclients(const struct ctl_server *srv)

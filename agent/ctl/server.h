@@ -19,9 +19,17 @@
  *
  * Nothing blocks: a client is read and written in as many pieces as the socket gives, one
  * request and one response, then closed. A client that is not done within
- * CTL_SERVER_TIMEOUT_MS is dropped by ctl_server_expire(). Only root and the daemon's own
- * effective uid may talk to it (SO_PEERCRED); others get an EPERM response, and a WARNING in
- * the log. Past CTL_SERVER_MAX_CLIENTS, new clients get EBUSY.
+ * CTL_SERVER_TIMEOUT_MS (or the deadline its handler set) is dropped by ctl_server_expire().
+ *
+ * Deferred answers, for requests that take a while (a profile over N seconds): the handler
+ * keeps req->token, sets the client's deadline with ctl_server_extend() and returns
+ * CTL_DEFERRED; the client then waits, watched only for hanging up, until the daemon calls
+ * ctl_server_reply() with the token, or the deadline passes (it gets ETIMEDOUT), or it goes
+ * away (the reply then returns -ENOENT and the daemon drops the result).
+ *
+ * Only root and the daemon's own effective uid may talk to it (SO_PEERCRED); others get an
+ * EPERM response, and a WARNING in the log. Past CTL_SERVER_MAX_CLIENTS, new clients get
+ * EBUSY.
  */
 #ifndef HS_CTL_SERVER_H
 #define HS_CTL_SERVER_H
@@ -38,10 +46,14 @@
 
 struct ctl_server;
 
+/* Returned by a handler that will answer later with ctl_server_reply(srv, req->token, ...). */
+#define CTL_DEFERRED 1
+
 /* Answers one request: fills resp (initialized with resp->req_type = req->type, status 0)
  * with a message and tables. Returns 0 to send resp; a negative errno to send an error with
  * that status and resp's message (strerror when it has none), without its tables:
- * `return ctl_resp_error(resp, -ENOENT, "change %" PRIu64 " not found", req->id);` */
+ * `return ctl_resp_error(resp, -ENOENT, "change %" PRIu64 " not found", req->id);`
+ * or CTL_DEFERRED to answer later (resp is then dropped). */
 typedef int (*ctl_handler_fn)(void *ud, const struct ctl_request *req, struct ctl_response *resp);
 
 /* Creates path's directory if missing (0700), replaces a stale socket (a socket nobody
@@ -71,5 +83,15 @@ int ctl_server_dispatch(struct ctl_server *srv, uint64_t data, uint32_t events);
  * many. Also watches the listener again if accept() ran out of fds. Call it once a tick. */
 unsigned ctl_server_expire(struct ctl_server *srv, uint64_t now_ms);
 uint64_t ctl_now_ms(void);
+
+/* Sets the deadline (CLOCK_MONOTONIC ms) of the client that sent the request with this token,
+ * from its handler or while its answer is deferred. Returns 0 or -ENOENT (no such client). */
+int ctl_server_extend(struct ctl_server *srv, uint64_t token, uint64_t deadline_ms);
+/* Sends resp (left to the caller to free) to the deferred client of token, as a handler's
+ * answer is sent: an error status goes without tables. Returns 0 (sent or being sent), or
+ * -ENOENT when that client is gone (expired, hung up, or the server closed). */
+int ctl_server_reply(struct ctl_server *srv, uint64_t token, const struct ctl_response *resp);
+/* True while the deferred client of token still waits for its answer. */
+bool ctl_server_waiting(const struct ctl_server *srv, uint64_t token);
 
 #endif

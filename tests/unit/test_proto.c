@@ -102,10 +102,16 @@ static void test_req_table(void **state)
 		const struct ctl_req_desc *d = &ctl_req_descs[i];
 		uint32_t size = d->arg == CTL_ARG_ID ? 8 : d->arg == CTL_ARG_LIMIT ? 4 : 0;
 
-		assert_int_equal(d->payload_len, size);
+		if (d->arg == CTL_ARG_PROFILE) {
+			assert_int_equal(d->payload_min, 17);
+			assert_int_equal(d->payload_max, 17 + 64 + 128);
+		} else {
+			assert_int_equal(d->payload_min, size);
+			assert_int_equal(d->payload_max, size);
+		}
 		assert_ptr_equal(ctl_req_desc(d->type), d);
 		assert_ptr_equal(ctl_req_desc_by_name(d->name), d);
-		assert_true(CTL_HDR_SIZE + d->payload_len <= CTL_REQ_BUF_SIZE);
+		assert_true(CTL_HDR_SIZE + d->payload_max <= CTL_REQ_BUF_SIZE);
 	}
 	assert_null(ctl_req_desc(0));
 	assert_null(ctl_req_desc_by_name("reboot"));
@@ -123,8 +129,13 @@ static void test_req_round_trip(void **state)
 			in.id = 0x0102030405060708ull;
 		if (d->arg == CTL_ARG_LIMIT)
 			in.limit = 0xa0b0c0d0u;
+		if (d->arg == CTL_ARG_PROFILE) {
+			strcpy(in.target, "web-1");
+			in.seconds = 3;
+			in.kind = CTL_PROFILE_CPU;
+		}
 		assert_int_equal(ctl_req_encode(&in, buf, sizeof(buf), &len), 0);
-		assert_int_equal(len, CTL_HDR_SIZE + d->payload_len);
+		assert_int_equal(len, CTL_HDR_SIZE + d->payload_min + strlen(in.target));
 		assert_int_equal(ctl_req_size(buf, 3, &need), 0);
 		assert_int_equal(need, CTL_HDR_SIZE);
 		assert_int_equal(ctl_req_size(buf, CTL_HDR_SIZE, &need), 0);
@@ -134,6 +145,12 @@ static void test_req_round_trip(void **state)
 		assert_int_equal(out.type, in.type);
 		assert_int_equal(out.id, in.id);
 		assert_int_equal(out.limit, in.limit);
+		assert_string_equal(out.target, in.target);
+		assert_int_equal(out.seconds, in.seconds);
+		assert_int_equal(out.kind, in.kind);
+		assert_string_equal(out.func, in.func);
+		assert_int_equal(out.pid, in.pid);
+		assert_int_equal(out.token, 0);
 	}
 }
 
@@ -169,7 +186,7 @@ static void test_req_refused(void **state)
 	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EPROTONOSUPPORT);
 	assert_int_equal(ctl_req_size(m.b, m.n, &need), -EPROTONOSUPPORT);
 
-	static const uint16_t unknown[] = {0, 8, 0x7fff, CTL_RESP_BIT | CTL_REQ_STATUS, 0xffff};
+	static const uint16_t unknown[] = {0, 9, 0x7fff, CTL_RESP_BIT | CTL_REQ_STATUS, 0xffff};
 	for (size_t i = 0; i < ARRAY_SIZE(unknown); i++) {
 		m_hdr(&m, CTL_MAGIC, CTL_VERSION, unknown[i], 0);
 		assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EOPNOTSUPP);
@@ -185,8 +202,8 @@ static void test_req_refused(void **state)
 	/* Wrong payload size, for every type, in both directions, the bytes present. */
 	for (size_t i = 0; i < ctl_req_ndescs; i++) {
 		const struct ctl_req_desc *d = &ctl_req_descs[i];
-		uint32_t wrong[] = {d->payload_len + 1, d->payload_len + 4,
-				    d->payload_len ? d->payload_len - 1 : 8};
+		uint32_t wrong[] = {d->payload_max + 1, d->payload_max + 4,
+				    d->payload_min ? d->payload_min - 1 : 8};
 
 		for (size_t k = 0; k < ARRAY_SIZE(wrong); k++) {
 			m_hdr(&m, CTL_MAGIC, CTL_VERSION, d->type, wrong[k]);
@@ -216,6 +233,191 @@ static void test_req_refused(void **state)
 	assert_int_equal(ctl_req_decode(m.b, m.n, &req), 0);
 	assert_int_equal(req.type, CTL_REQ_HISTORY);
 	assert_int_equal(req.limit, 0);
+}
+
+/* PROFILE: a variable-size argument, still decoded exactly. */
+
+static void m_profile(struct msg *m, const char *target, uint32_t seconds, uint8_t kind,
+		      const char *func, uint32_t pid)
+{
+	m_hdr(m, CTL_MAGIC, CTL_VERSION, CTL_REQ_PROFILE, 0);
+	m_str(m, target);
+	m_u32(m, seconds);
+	m_u8(m, kind);
+	m_str(m, func);
+	m_u32(m, pid);
+	m_end(m);
+}
+
+static struct ctl_request profile_req(const char *target, uint32_t seconds, uint8_t kind,
+				      const char *func, uint32_t pid)
+{
+	struct ctl_request req = {
+	    .type = CTL_REQ_PROFILE, .seconds = seconds, .kind = kind, .pid = pid};
+
+	strcpy(req.target, target);
+	strcpy(req.func, func);
+	return req;
+}
+
+static void test_req_profile(void **state)
+{
+	static const uint8_t expect[] = {
+	    'H',  'C',	'T', 'L', 1,   0,   8,	 0,   25,  0, 0, 0, /* header: PROFILE, 25 bytes */
+	    3,	  0,	0,   0,	  'h', 'o', 'g',		    /* target */
+	    5,	  0,	0,   0,					    /* seconds */
+	    3,							    /* kind: FUNC */
+	    5,	  0,	0,   0,	  'm', 'a', 'i', 'n', '2',	    /* func */
+	    0x39, 0x30, 0,   0,					    /* pid 12345 */
+	};
+	struct ctl_request in = profile_req("hog", 5, CTL_PROFILE_FUNC, "main2", 12345), out;
+	uint8_t buf[CTL_REQ_BUF_SIZE];
+	size_t len, need;
+
+	assert_int_equal(ctl_req_encode(&in, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, sizeof(expect));
+	assert_memory_equal(buf, expect, sizeof(expect));
+	assert_int_equal(ctl_req_size(buf, CTL_HDR_SIZE, &need), 0);
+	assert_int_equal(need, len);
+	memset(&out, 0xff, sizeof(out));
+	assert_int_equal(ctl_req_decode(buf, len, &out), 0);
+	assert_int_equal(out.type, CTL_REQ_PROFILE);
+	assert_string_equal(out.target, "hog");
+	assert_int_equal(out.seconds, 5);
+	assert_int_equal(out.kind, CTL_PROFILE_FUNC);
+	assert_string_equal(out.func, "main2");
+	assert_int_equal(out.pid, 12345);
+	assert_int_equal(out.id, 0);
+	assert_int_equal(out.token, 0);
+	assert_int_equal(ctl_req_encode(&in, buf, sizeof(expect) - 1, &len), -ENOBUFS);
+
+	/* Truncated anywhere: ENODATA. */
+	for (size_t n = 0; n < sizeof(expect); n++)
+		assert_int_equal(ctl_req_decode(expect, n, &out), -ENODATA);
+
+	/* The longest one fits the server's buffer. */
+	char target[CTL_TARGET_MAX + 2], func[CTL_FUNC_MAX + 2];
+
+	memset(target, 'a', sizeof(target));
+	memset(func, 'f', sizeof(func));
+	target[CTL_TARGET_MAX] = func[CTL_FUNC_MAX] = '\0';
+	in = profile_req(target, CTL_PROFILE_SECONDS_MAX, CTL_PROFILE_FUNC, func, INT32_MAX);
+	assert_int_equal(ctl_req_encode(&in, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, CTL_HDR_SIZE + CTL_PROFILE_PAYLOAD_MAX);
+	assert_int_equal(ctl_req_decode(buf, len, &out), 0);
+	assert_string_equal(out.target, target);
+	assert_string_equal(out.func, func);
+
+	/* Kinds by name, for the CLI and the daemon's messages. */
+	assert_string_equal(ctl_profile_kind_name(CTL_PROFILE_CPU), "cpu");
+	assert_string_equal(ctl_profile_kind_name(CTL_PROFILE_ALLOC), "alloc");
+	assert_string_equal(ctl_profile_kind_name(CTL_PROFILE_FUNC), "func");
+	assert_null(ctl_profile_kind_name(0));
+	assert_null(ctl_profile_kind_name(4));
+}
+
+static void test_req_profile_refused(void **state)
+{
+	char long_target[CTL_TARGET_MAX + 2], long_func[CTL_FUNC_MAX + 2];
+	static const struct {
+		const char *target;
+		uint32_t seconds;
+		uint8_t kind;
+		const char *func;
+		uint32_t pid;
+		int err;
+	} bad[] = {
+	    {"", 3, CTL_PROFILE_CPU, "", 0, -EBADMSG},	  /* no target */
+	    {"Web", 3, CTL_PROFILE_CPU, "", 0, -EBADMSG}, /* not [a-z0-9_-] */
+	    {"a b", 3, CTL_PROFILE_CPU, "", 0, -EBADMSG},
+	    {"a\n", 3, CTL_PROFILE_CPU, "", 0, -EBADMSG},
+	    {"hog", 0, CTL_PROFILE_CPU, "", 0, -ERANGE}, /* seconds */
+	    {"hog", 301, CTL_PROFILE_CPU, "", 0, -ERANGE},
+	    {"hog", 0xffffffffu, CTL_PROFILE_CPU, "", 0, -ERANGE},
+	    {"hog", 3, 0, "", 0, -EBADMSG}, /* kind */
+	    {"hog", 3, 4, "", 0, -EBADMSG},
+	    {"hog", 3, 0xff, "", 0, -EBADMSG},
+	    {"hog", 3, CTL_PROFILE_CPU, "main", 0, -EBADMSG}, /* func only for FUNC */
+	    {"hog", 3, CTL_PROFILE_ALLOC, "main", 0, -EBADMSG},
+	    {"hog", 3, CTL_PROFILE_FUNC, "", 0, -EBADMSG}, /* and then needed */
+	    {"hog", 3, CTL_PROFILE_FUNC, "a b", 0, -EBADMSG},
+	    {"hog", 3, CTL_PROFILE_FUNC, "a\x7f", 0, -EBADMSG},
+	    {"hog", 3, CTL_PROFILE_FUNC, "\xc3\xa9t\xc3\xa9", 0, -EBADMSG},
+	    {"hog", 3, CTL_PROFILE_CPU, "", 0x80000000u, -ERANGE}, /* pid */
+	    {"hog", 3, CTL_PROFILE_CPU, "", 0xffffffffu, -ERANGE},
+	};
+	struct ctl_request req;
+	uint8_t buf[CTL_REQ_BUF_SIZE];
+	struct msg m;
+	size_t len, need;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		m_profile(&m, bad[i].target, bad[i].seconds, bad[i].kind, bad[i].func, bad[i].pid);
+		assert_int_equal(ctl_req_size(m.b, m.n, &need), 0); /* the header is fine */
+		assert_int_equal(ctl_req_decode(m.b, m.n, &req), bad[i].err);
+		/* The encoder refuses what the decoder would, with the same error. */
+		req = profile_req(bad[i].target, bad[i].seconds, bad[i].kind, bad[i].func,
+				  bad[i].pid);
+		assert_int_equal(ctl_profile_check(&req), bad[i].err);
+		assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), bad[i].err);
+	}
+
+	/* Names too long: E2BIG, on the wire and in the encoder. */
+	memset(long_target, 'a', sizeof(long_target));
+	long_target[CTL_TARGET_MAX + 1] = '\0';
+	m_profile(&m, long_target, 3, CTL_PROFILE_CPU, "", 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -E2BIG);
+	memset(long_func, 'f', sizeof(long_func));
+	long_func[CTL_FUNC_MAX + 1] = '\0';
+	m_profile(&m, "hog", 3, CTL_PROFILE_FUNC, long_func, 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -E2BIG);
+	req = profile_req("hog", 3, CTL_PROFILE_FUNC, "", 0);
+	memcpy(req.func, long_func, CTL_FUNC_MAX + 1); /* not terminated in its array */
+	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), -E2BIG);
+
+	/* A NUL inside a string. */
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_PROFILE, 0);
+	m_u32(&m, 3);
+	m_bytes(&m, "h\0g", 3);
+	m_u32(&m, 3);
+	m_u8(&m, CTL_PROFILE_CPU);
+	m_u32(&m, 0);
+	m_u32(&m, 0);
+	m_end(&m);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+
+	/* A string length running past the payload, then one leaving bytes over. */
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_PROFILE, 0);
+	m_u32(&m, 60);
+	m_bytes(&m, "hog", 3);
+	m_u32(&m, 3);
+	m_u8(&m, CTL_PROFILE_CPU);
+	m_u32(&m, 0);
+	m_u32(&m, 0);
+	m_end(&m);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+	m_profile(&m, "hog", 3, CTL_PROFILE_CPU, "", 0);
+	m_u8(&m, 0);
+	m_end(&m);
+	assert_int_equal(ctl_req_size(m.b, m.n, &need), 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+
+	/* Payload sizes outside [min, max] are refused from the header alone. */
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_PROFILE, CTL_PROFILE_PAYLOAD_MIN - 1);
+	assert_int_equal(ctl_req_size(m.b, m.n, &need), -EBADMSG);
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_PROFILE, CTL_PROFILE_PAYLOAD_MAX + 1);
+	assert_int_equal(ctl_req_size(m.b, m.n, &need), -EBADMSG);
+	for (uint32_t b = 0; b < CTL_PROFILE_PAYLOAD_MAX + 1; b++)
+		m_u8(&m, 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+
+	/* A response to a profile is a response like the others. */
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_RESP_BIT | CTL_REQ_PROFILE, 0);
+	m_u32(&m, (uint32_t)-EBUSY);
+	m_str(&m, "busy");
+	m_u32(&m, 0);
+	m_end(&m);
+	assert_int_equal(decode(&m), 0);
 }
 
 /* Responses. */
@@ -848,6 +1050,8 @@ int main(void)
 	    cmocka_unit_test(test_req_round_trip),
 	    cmocka_unit_test(test_req_wire_bytes),
 	    cmocka_unit_test(test_req_refused),
+	    cmocka_unit_test(test_req_profile),
+	    cmocka_unit_test(test_req_profile_refused),
 	    cmocka_unit_test(test_resp_round_trip),
 	    cmocka_unit_test(test_resp_error),
 	    cmocka_unit_test(test_builder_refused),

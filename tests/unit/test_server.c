@@ -1,7 +1,8 @@
 /* test_server.c - the control server in a hand-run epoll loop, over a real unix socket in a
- * temporary directory: good, slow, garbage, greedy and idle clients, the socket's mode, stale
- * sockets, and (as root only) a refused non-root peer. No root needed for the rest: the
- * server accepts its own euid.
+ * temporary directory: good, slow, garbage, greedy and idle clients, deferred answers (late,
+ * to a client that hung up, past their deadline), the socket's mode, stale sockets, and (as
+ * root only) a refused non-root peer. No root needed for the rest: the server accepts its
+ * own euid.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,7 +33,12 @@ struct fixture {
 	struct ctl_server *srv;
 	int calls;
 	struct ctl_request last;
+	uint64_t tokens[4]; /* of the deferred requests, in order */
+	int ntokens;
+	int extend_err; /* what ctl_server_extend() said in the handler */
 };
+
+#define LONG_DEADLINE_MS 60000
 
 #define ROW_BYTES 1000
 
@@ -49,6 +55,15 @@ static int handler(void *ud, const struct ctl_request *req, struct ctl_response 
 	case CTL_REQ_PAUSE:
 		ctl_resp_message(resp, "paused");
 		return 0;
+	case CTL_REQ_PROFILE:
+		/* Answered later by the test; pid 1 asks for a long deadline. */
+		assert_true(req->token != 0);
+		fx->tokens[fx->ntokens++] = req->token;
+		if (req->pid == 1)
+			fx->extend_err =
+			    ctl_server_extend(fx->srv, req->token, ctl_now_ms() + LONG_DEADLINE_MS);
+		ctl_resp_message(resp, "dropped: never sent");
+		return CTL_DEFERRED;
 	case CTL_REQ_APPROVE:
 		return ctl_resp_error(resp, -ENOENT, "change %" PRIu64 " not found", req->id);
 	case CTL_REQ_REJECT:
@@ -132,6 +147,30 @@ static void send_req(int fd, uint16_t type, uint64_t id, uint32_t limit)
 
 	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), 0);
 	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void send_profile(int fd, uint32_t pid)
+{
+	struct ctl_request req = {
+	    .type = CTL_REQ_PROFILE, .seconds = 3, .kind = CTL_PROFILE_CPU, .pid = pid};
+	uint8_t buf[CTL_REQ_BUF_SIZE];
+	size_t len;
+
+	strcpy(req.target, "hog");
+	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), 0);
+	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* Runs the loop until the handler deferred the request of a new client. */
+static int deferred_client(struct fixture *fx, uint32_t pid)
+{
+	int fd = client(fx->path), n = fx->ntokens;
+
+	send_profile(fd, pid);
+	for (int i = 0; i < 100 && fx->ntokens == n; i++)
+		pump(fx, 5);
+	assert_int_equal(fx->ntokens, n + 1);
+	return fd;
 }
 
 /* Runs the loop until a whole response came, then checks the server closed the connection. */
@@ -393,6 +432,183 @@ static void test_stale_event(void **state)
 	assert_int_equal(ctl_server_handle(fx->srv, &ev), 0);
 }
 
+static void test_deferred(void **state)
+{
+	static const char *const cols[] = {"function", "samples"};
+	static const enum ctl_col_type types[] = {CTL_COL_STRING, CTL_COL_INT};
+	struct fixture *fx = *state;
+	struct ctl_response resp, got;
+	int fd = deferred_client(fx, 0);
+	uint64_t token = fx->tokens[0];
+	char c;
+
+	/* The client waits; the loop has nothing to do for it meanwhile. */
+	assert_int_equal(ctl_server_nclients(fx->srv), 1);
+	assert_true(ctl_server_waiting(fx->srv, token));
+	assert_int_equal(pump(fx, 20), 0);
+	assert_int_equal(recv(fd, &c, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	/* Within the usual deadline it stays. */
+	assert_int_equal(ctl_server_expire(fx->srv, ctl_now_ms()), 0);
+
+	ctl_resp_init(&resp, CTL_REQ_PROFILE);
+	ctl_resp_message(&resp, "cpu profile done");
+	ctl_resp_table(&resp, "top", 2, cols, types);
+	ctl_resp_row(&resp);
+	ctl_resp_cell_str(&resp, "hot_spin_function");
+	ctl_resp_cell_int(&resp, 283);
+	assert_int_equal(ctl_server_reply(fx->srv, token, &resp), 0);
+	/* resp stays the caller's, and is not consumed. */
+	assert_int_equal(resp.ntables, 1);
+	assert_false(ctl_server_waiting(fx->srv, token));
+	assert_int_equal(ctl_server_reply(fx->srv, token, &resp), -ENOENT);
+	ctl_resp_free(&resp);
+
+	assert_int_equal(read_resp(fx, fd, &got), 0);
+	assert_int_equal(got.req_type, CTL_REQ_PROFILE);
+	assert_int_equal(got.status, 0);
+	assert_string_equal(got.message, "cpu profile done");
+	assert_int_equal(got.ntables, 1);
+	assert_string_equal(ctl_table_cell(&got.tables[0], 0, 0)->s, "hot_spin_function");
+	assert_int_equal(ctl_table_cell(&got.tables[0], 0, 1)->i, 283);
+	assert_int_equal(ctl_server_nclients(fx->srv), 0);
+	ctl_resp_free(&got);
+}
+
+/* A deferred error goes without its tables, like a handler's error. */
+static void test_deferred_error(void **state)
+{
+	static const char *const cols[] = {"n"};
+	static const enum ctl_col_type types[] = {CTL_COL_INT};
+	struct fixture *fx = *state;
+	struct ctl_response resp, got;
+	int fd = deferred_client(fx, 0);
+
+	ctl_resp_init(&resp, CTL_REQ_PROFILE);
+	ctl_resp_table(&resp, "partial", 1, cols, types);
+	ctl_resp_error(&resp, -ESRCH, "target 'hog' has no live process");
+	assert_int_equal(ctl_server_reply(fx->srv, fx->tokens[0], &resp), 0);
+	ctl_resp_free(&resp);
+	assert_int_equal(read_resp(fx, fd, &got), 0);
+	assert_int_equal(got.req_type, CTL_REQ_PROFILE);
+	assert_int_equal(got.status, -ESRCH);
+	assert_string_equal(got.message, "target 'hog' has no live process");
+	assert_int_equal(got.ntables, 0);
+	ctl_resp_free(&got);
+
+	/* A response the builder refused: the client hears that, not a broken message. */
+	fd = deferred_client(fx, 0);
+	ctl_resp_init(&resp, CTL_REQ_PROFILE);
+	ctl_resp_cell_int(&resp, 1); /* no table */
+	assert_int_equal(ctl_server_reply(fx->srv, fx->tokens[1], &resp), 0);
+	ctl_resp_free(&resp);
+	assert_int_equal(read_resp(fx, fd, &got), 0);
+	assert_int_equal(got.status, -EINVAL);
+	assert_string_equal(got.message, "cannot build the response: Invalid argument");
+	ctl_resp_free(&got);
+}
+
+/* A client that hangs up while it waits is closed; the late reply finds nobody. */
+static void test_deferred_hangup(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctl_response resp;
+	int fd = deferred_client(fx, 0);
+
+	close(fd);
+	for (int i = 0; i < 10 && ctl_server_nclients(fx->srv); i++)
+		pump(fx, 5);
+	assert_int_equal(ctl_server_nclients(fx->srv), 0);
+	assert_false(ctl_server_waiting(fx->srv, fx->tokens[0]));
+	ctl_resp_init(&resp, CTL_REQ_PROFILE);
+	ctl_resp_message(&resp, "too late");
+	assert_int_equal(ctl_server_reply(fx->srv, fx->tokens[0], &resp), -ENOENT);
+	ctl_resp_free(&resp);
+}
+
+/* The usual deadline drops a deferred client, unless its handler set a later one. */
+static void test_deferred_deadline(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctl_response resp;
+	uint64_t now = ctl_now_ms();
+	int plain = deferred_client(fx, 0), extended = deferred_client(fx, 1);
+
+	assert_int_equal(fx->extend_err, 0);
+	assert_int_equal(ctl_server_nclients(fx->srv), 2);
+	assert_int_equal(ctl_server_expire(fx->srv, now + CTL_SERVER_TIMEOUT_MS + 100), 1);
+	assert_int_equal(read_resp(fx, plain, &resp), 0);
+	assert_int_equal(resp.status, -ETIMEDOUT);
+	assert_string_equal(resp.message, "timed out waiting for the answer");
+	ctl_resp_free(&resp);
+	assert_false(ctl_server_waiting(fx->srv, fx->tokens[0]));
+
+	assert_true(ctl_server_waiting(fx->srv, fx->tokens[1]));
+	assert_int_equal(ctl_server_expire(fx->srv, now + LONG_DEADLINE_MS - 1000), 0);
+	assert_int_equal(ctl_server_expire(fx->srv, ctl_now_ms() + LONG_DEADLINE_MS + 1), 1);
+	assert_int_equal(read_resp(fx, extended, &resp), 0);
+	assert_int_equal(resp.status, -ETIMEDOUT);
+	ctl_resp_free(&resp);
+	assert_int_equal(ctl_server_reply(fx->srv, fx->tokens[1], &resp), -ENOENT);
+
+	/* Deadlines are set only for clients the server has. */
+	assert_int_equal(ctl_server_extend(fx->srv, fx->tokens[1], now), -ENOENT);
+	assert_int_equal(ctl_server_extend(fx->srv, 0, now), -ENOENT);
+	assert_int_equal(ctl_server_extend(NULL, 1, now), -ENOENT);
+}
+
+/* Tokens name one request each: replies reach their own client in any order, and other
+ * requests are served meanwhile. */
+static void test_deferred_tokens(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctl_response resp;
+	int a = deferred_client(fx, 0), b = deferred_client(fx, 0), c;
+
+	assert_true(fx->tokens[0] != 0 && fx->tokens[1] != 0);
+	assert_true(fx->tokens[0] != fx->tokens[1]);
+	c = client(fx->path);
+	send_req(c, CTL_REQ_STATUS, 0, 0);
+	assert_int_equal(read_resp(fx, c, &resp), 0);
+	assert_string_equal(resp.message, "ok");
+	ctl_resp_free(&resp);
+
+	for (int i = 1; i >= 0; i--) {
+		ctl_resp_init(&resp, CTL_REQ_PROFILE);
+		ctl_resp_message(&resp, "answer %d", i);
+		assert_int_equal(ctl_server_reply(fx->srv, fx->tokens[i], &resp), 0);
+		ctl_resp_free(&resp);
+	}
+	assert_int_equal(read_resp(fx, a, &resp), 0);
+	assert_string_equal(resp.message, "answer 0");
+	ctl_resp_free(&resp);
+	assert_int_equal(read_resp(fx, b, &resp), 0);
+	assert_string_equal(resp.message, "answer 1");
+	ctl_resp_free(&resp);
+
+	/* Tokens no client has. */
+	ctl_resp_init(&resp, CTL_REQ_PROFILE);
+	assert_int_equal(ctl_server_reply(fx->srv, 0, &resp), -ENOENT);
+	assert_int_equal(ctl_server_reply(fx->srv, fx->tokens[1] + 100, &resp), -ENOENT);
+	assert_int_equal(ctl_server_reply(NULL, fx->tokens[1], &resp), -ENOENT);
+	assert_false(ctl_server_waiting(fx->srv, 0));
+	assert_false(ctl_server_waiting(NULL, 1));
+	ctl_resp_free(&resp);
+}
+
+/* Closing the server with a deferred client closes its connection too. */
+static void test_deferred_close(void **state)
+{
+	struct fixture *fx = *state;
+	int fd = deferred_client(fx, 1);
+	char c;
+
+	ctl_server_close(fx->srv);
+	fx->srv = NULL;
+	assert_int_equal(recv(fd, &c, 1, 0), 0);
+	close(fd);
+}
+
 static void test_socket_file(void **state)
 {
 	struct fixture *fx = *state;
@@ -537,6 +753,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_out_of_fds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_with_clients, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stale_event, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_hangup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_tokens, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_socket_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stale_socket, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_open, setup, teardown),
