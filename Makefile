@@ -35,6 +35,8 @@ endif
 DEPS := clang llvm clang-format gcc make pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev \
 	libsqlite3-dev sqlite3 libyaml-dev libcmocka-dev iproute2 procps util-linux \
 	python3
+# ... and those only the benchmarks need (bench/overhead.sh compares with syscount).
+BENCH_DEPS := libbpf-tools
 
 CFLAGS ?= -g -O2
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wformat=2 -Wshadow \
@@ -62,7 +64,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(OUT)/tests/%,$(TOOL_SRCS))
 WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
 WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUT)/workloads/%,$(WORKLOAD_SRCS))
-BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_SRCS := $(filter-out %.bpf.c,$(wildcard bench/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(OUT)/bench/%,$(BENCH_SRCS))
 
 .PHONY: all run test bench deps vmlinux install format format-check clean perms check-tests
@@ -155,9 +157,22 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-tests
 	$(Q)tests/run.sh
 
+bench: DEPS += $(BENCH_DEPS)
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(WORKLOAD_BINS) perms
 	$(Q)bench/run.sh
+
+# bench/floor.bpf.c: empty sys_enter/sys_exit programs, the floor of bench/overhead.sh.
+$(OUT)/obj/bench/floor.bpf.o: bench/floor.bpf.c vmlinux/$(ARCH)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
+	$(Q)$(BPFTOOL) gen object $@ $@.tmp && rm -f $@.tmp
+$(OUT)/skel/floor.skel.h: $(OUT)/obj/bench/floor.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) gen skeleton $< name floor_bpf > $@
+$(OUT)/obj/bench/floor.o: $(OUT)/skel/floor.skel.h
 
 vmlinux:
 	$(call msg,GEN,vmlinux/$(ARCH)/vmlinux.h)
