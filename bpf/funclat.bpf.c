@@ -9,6 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "funclat.h"
+#include "hs_log2.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -39,29 +40,6 @@ static __always_inline struct funclat_hist *hit(void)
 	if (h)
 		h->hits++;
 	return h;
-}
-
-static __always_inline __u32 log2_u64(__u64 v)
-{
-	__u32 r = 0, shift;
-
-	shift = (v > 0xffffffffull) << 5;
-	v >>= shift;
-	r |= shift;
-	shift = (v > 0xffff) << 4;
-	v >>= shift;
-	r |= shift;
-	shift = (v > 0xff) << 3;
-	v >>= shift;
-	r |= shift;
-	shift = (v > 0xf) << 2;
-	v >>= shift;
-	r |= shift;
-	shift = (v > 0x3) << 1;
-	v >>= shift;
-	r |= shift;
-	r |= (v >> 1);
-	return r;
 }
 
 SEC("uprobe")
@@ -95,9 +73,7 @@ int BPF_KRETPROBE(fl_return)
 	}
 	delta = bpf_ktime_get_ns() - *tsp;
 	bpf_map_delete_elem(&funclat_start, &tid);
-	slot = log2_u64(delta);
-	if (slot >= FUNCLAT_SLOTS)
-		slot = FUNCLAT_SLOTS - 1;
+	slot = hs_log2_slot(delta, FUNCLAT_SLOTS);
 	h->slots[slot]++;
 	h->count++;
 	h->sum_ns += delta;

@@ -11,6 +11,7 @@
 #include <bpf/bpf_core_read.h>
 #include "runqlat.h"
 #include "hs_targets.bpf.h"
+#include "hs_log2.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -44,35 +45,6 @@ static __always_inline void stamp(struct task_struct *p)
 	t = bpf_task_storage_get(&hs_tasks, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (t)
 		t->wakeup = bpf_ktime_get_ns();
-}
-
-static __always_inline __u32 log2_slot(__u64 v)
-{
-	__u32 r = 0;
-
-	if (v >> 32) {
-		v >>= 32;
-		r += 32;
-	}
-	if (v >> 16) {
-		v >>= 16;
-		r += 16;
-	}
-	if (v >> 8) {
-		v >>= 8;
-		r += 8;
-	}
-	if (v >> 4) {
-		v >>= 4;
-		r += 4;
-	}
-	if (v >> 2) {
-		v >>= 2;
-		r += 2;
-	}
-	if (v >> 1)
-		r += 1;
-	return r < RQ_SLOTS ? r : RQ_SLOTS - 1;
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -114,7 +86,7 @@ int BPF_PROG(rq_switch, bool preempt, struct task_struct *prev, struct task_stru
 	h = bpf_map_lookup_elem(&rq_hist, &target);
 	if (!h)
 		return 0;
-	h->slots[log2_slot(delta)]++;
+	h->slots[hs_log2_slot(delta, RQ_SLOTS)]++;
 	h->sum_ns += delta;
 	h->count++;
 	return 0;

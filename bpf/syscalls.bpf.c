@@ -14,6 +14,7 @@
 #include <bpf/bpf_core_read.h>
 #include "syscalls.h"
 #include "hs_targets.bpf.h"
+#include "hs_log2.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -75,35 +76,6 @@ static __always_inline int on_enter(void)
 	return 0;
 }
 
-static __always_inline __u32 log2_slot(__u64 v)
-{
-	__u32 r = 0;
-
-	if (v >> 32) {
-		v >>= 32;
-		r += 32;
-	}
-	if (v >> 16) {
-		v >>= 16;
-		r += 16;
-	}
-	if (v >> 8) {
-		v >>= 8;
-		r += 8;
-	}
-	if (v >> 4) {
-		v >>= 4;
-		r += 4;
-	}
-	if (v >> 2) {
-		v >>= 2;
-		r += 2;
-	}
-	if (v >> 1)
-		r += 1;
-	return r < SC_SLOTS ? r : SC_SLOTS - 1;
-}
-
 static __noinline void on_error(__u32 target, __u32 nr, long ret)
 {
 	struct sc_err_key k = {.target = target, .nr = nr, .err = -ret};
@@ -146,7 +118,7 @@ static __noinline void on_latency(__u32 target, __u32 nr, __u64 ns)
 			return;
 		}
 	}
-	slot = log2_slot(ns);
+	slot = hs_log2_slot(ns, SC_SLOTS);
 	__sync_fetch_and_add(&h->slots[slot], 1);
 	__sync_fetch_and_add(&h->sum_ns, ns);
 	__sync_fetch_and_add(&h->count, 1);

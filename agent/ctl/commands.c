@@ -78,10 +78,13 @@ static int status_daemon(struct hs_daemon *d, struct ctl_response *r)
 				  when);
 }
 
+/* Each collector with its measured cost (null until the first cost window has closed). */
 static int status_collectors(struct hs_daemon *d, struct ctl_response *r)
 {
-	static const char *const cols[] = {"collector", "state", "detail"};
-	static const enum ctl_col_type types[] = {CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING};
+	static const char *const cols[] = {"collector", "state",   "runs_s",
+					   "ns_run",	"cpu_pct", "detail"};
+	static const enum ctl_col_type types[] = {CTL_COL_STRING, CTL_COL_STRING, CTL_COL_REAL,
+						  CTL_COL_REAL,	  CTL_COL_REAL,	  CTL_COL_STRING};
 	struct obs_collector_info info[OBS_MAX_COLLECTORS];
 	int n = obs_collectors(d->obs, info, ARRAY_SIZE(info));
 
@@ -90,6 +93,15 @@ static int status_collectors(struct hs_daemon *d, struct ctl_response *r)
 		ctl_resp_row(r);
 		ctl_resp_cell_str(r, info[i].name);
 		ctl_resp_cell_str(r, obs_collector_state_name(info[i].state));
+		if (info[i].measured) {
+			ctl_resp_cell_real(r, info[i].runs_per_s);
+			ctl_resp_cell_real(r, info[i].ns_per_run);
+			ctl_resp_cell_real(r, info[i].cpu_pct);
+		} else {
+			ctl_resp_cell_null(r);
+			ctl_resp_cell_null(r);
+			ctl_resp_cell_null(r);
+		}
 		ctl_resp_cell_str(r, info[i].state == OBS_RUNNING ? info[i].why : info[i].reason);
 	}
 	return r->err;
