@@ -27,10 +27,7 @@
 
 /* lifecycle first: it owns target membership and creates the shared target maps. */
 static const struct obs_collector_ops *const collectors[] = {
-    &obs_lifecycle_ops,
-    &obs_syscalls_ops,
-    &obs_runqlat_ops,
-    &obs_cpuprof_ops,
+    &obs_lifecycle_ops, &obs_syscalls_ops, &obs_runqlat_ops, &obs_cpuprof_ops, &obs_faults_ops,
 };
 
 /* Maps every collector shares (bpf/hs_targets.bpf.h), by name. */
@@ -560,6 +557,7 @@ static void sum_host(struct obs_snapshot *snap, double secs)
 		h->exits += t->exits;
 		h->forks += t->forks;
 		h->fatal += t->fatal;
+		h->faults += t->faults;
 		for (int i = 0; i < 64; i++)
 			h->fatal_by_sig[i] += t->fatal_by_sig[i];
 		for (int i = 0; i < t->n_errnos; i++) {

@@ -84,6 +84,7 @@ struct obs_target_snap {
 	/* run-queue latency: wakeup to running */
 	struct obs_hist rq_lat, rq_lat_window;
 	/* memory */
+	uint64_t faults; /* user page faults in the tick */
 	uint64_t rss_bytes;
 	double rss_slope; /* bytes per second, least squares over the window */
 	/* lifecycle */
@@ -138,5 +139,6 @@ int obs_pin_prog(struct obs *obs, struct bpf_program *prog, const char *name);
 extern const struct obs_collector_ops obs_lifecycle_ops;
 extern const struct obs_collector_ops obs_syscalls_ops;
 extern const struct obs_collector_ops obs_runqlat_ops;
+extern const struct obs_collector_ops obs_faults_ops;
 
 #endif
