@@ -1,0 +1,216 @@
+/* actuate.h - the only code that changes the host: rlimit, sysctl, cgroup, nice, signal,
+ * restart (text patch: issue 6). Each actuator reads, applies, verifies and reverts.
+ *
+ * Why: every change homeostat makes goes through this one narrow, typed interface, so that it
+ * can be audited in one place and later move into a separate privileged process (privilege
+ * separation, OpenNTPD style). struct act_request and struct act_result are therefore flat:
+ * no pointers, only fixed-size fields (and, for a running restart, a pidfd), so that they can
+ * be copied through a socket or a file as they are.
+ *
+ * Contract:
+ * - act_validate() checks a request exactly before anything is read: names, ranges, paths
+ *   (sysctl names [a-z0-9_.]+ without empty components, cgroup paths under /sys/fs/cgroup
+ *   without "." or ".." components, cgroup files from a fixed table with their value syntax).
+ *   Every other function validates again; a bad request is -EINVAL and nothing is touched.
+ * - act_apply() reads the value before, writes, reads the value back: result->before and
+ *   result->after are what the kernel held, as text, and result->revert_cmd is the shell
+ *   command a human would type to undo it. When the kernel adjusted the value (cpu.shares 1
+ *   becomes 2), apply still returns 0 and says so in result->why.
+ * - act_verify() is 0 when the host still holds result->after, -ESTALE when not.
+ * - act_revert() writes result->before back, but only if the host still holds result->after:
+ *   if someone (an admin) changed the value meanwhile, it returns -ESTALE, changes nothing
+ *   and says in result->why what it found. Signals and restarts cannot be reverted:
+ *   -EOPNOTSUPP, with the reason in result->why.
+ * - Process identity: apply records the start time of req.pid (and, for a sysctl in a
+ *   network namespace, the namespace's inode); verify and revert refuse with -ESRCH when the
+ *   pid now names another process or the namespace is gone.
+ * - Library code: nothing is logged above debug; the caller logs every change at NOTICE with
+ *   before -> after and revert_cmd, and records them in agent/memory/ (the kinds match
+ *   enum mem_kind one for one).
+ *
+ * Choices (see actuate.c for details):
+ * - nice: setpriority(PRIO_PROCESS) on every thread in /proc/PID/task (on Linux a nice value
+ *   belongs to a thread); before is the main thread's value, and revert sets every thread
+ *   back to it. Verify checks every thread.
+ * - sysctl in a network namespace (net.* only): a short-lived child process enters the
+ *   namespace with setns() and reads or writes one /proc/sys file, so the daemon's own
+ *   namespace never changes; the child is killed after 2 s.
+ * - restart: the command runs as /bin/sh -c COMMAND, in its own session, with stdin, stdout
+ *   and stderr on /dev/null, a clean environment, no inherited descriptors. act_apply()
+ *   starts it and returns at once with result->pidfd, which the caller polls (epoll: readable
+ *   when the command exits) and then calls act_poll(); act_poll() kills the command's process
+ *   group with SIGKILL once its timeout has passed. act_result_release() frees it.
+ */
+#ifndef HS_ACTUATE_H
+#define HS_ACTUATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#define ACT_NAME_MAX	128  /* sysctl names */
+#define ACT_VALUE_MAX	256  /* values as text, before and after */
+#define ACT_PATH_MAX	512  /* cgroup directories, namespace paths */
+#define ACT_FILE_MAX	64   /* cgroup file names */
+#define ACT_CMD_MAX	1024 /* restart commands */
+#define ACT_REVERT_MAX	1536 /* revert commands */
+#define ACT_WHY_MAX	512  /* reasons and notes */
+#define ACT_CGROUP_ROOT "/sys/fs/cgroup"
+
+#define ACT_RESTART_TIMEOUT_MS	   10000 /* when the request says 0 */
+#define ACT_RESTART_TIMEOUT_MAX_MS 120000
+#define ACT_NETNS_TIMEOUT_MS	   2000 /* the setns child of a namespaced sysctl */
+
+/* The same kinds, in the same order, as enum mem_kind (actuate.c asserts it). */
+enum act_kind {
+	ACT_KIND_RLIMIT,
+	ACT_KIND_SYSCTL,
+	ACT_KIND_CGROUP,
+	ACT_KIND_NICE,
+	ACT_KIND_SIGNAL,
+	ACT_KIND_RESTART,
+	ACT_KIND_PATCH, /* not implemented yet (issue 6): every call is -EOPNOTSUPP */
+	ACT_KIND_COUNT,
+};
+
+/* Set a resource limit of a running process with prlimit(2). The soft limit must not exceed
+ * the hard limit (the new one if set_hard, else the current one). The hard limit changes only
+ * when set_hard asks for it; raising it needs CAP_SYS_RESOURCE. */
+struct act_rlimit {
+	int resource; /* RLIMIT_NOFILE, ... (act_rlimit_name() gives prlimit's option name) */
+	rlim_t soft;  /* RLIM_INFINITY for unlimited */
+	bool set_hard;
+	rlim_t hard;
+};
+
+struct act_nice {
+	int value; /* -20..19 */
+};
+
+/* Write one cgroup interface file. path is absolute under /sys/fs/cgroup or relative to it;
+ * file is one of the table in actuate.c, which also says whether it is a v1 or a v2 file and
+ * what values it takes. */
+struct act_cgroup {
+	char path[ACT_PATH_MAX];
+	char file[ACT_FILE_MAX];
+	char value[ACT_VALUE_MAX];
+};
+
+/* Write /proc/sys/NAME. For net.* names only, the value may be set in another network
+ * namespace: that of netns_pid (when > 0), or the namespace file netns_path
+ * (/run/netns/NAME or /var/run/netns/NAME, as `ip netns add` makes). Never both. */
+struct act_sysctl {
+	char name[ACT_NAME_MAX];
+	char value[ACT_VALUE_MAX]; /* blanks separate several numbers: "4096 131072 6291456" */
+	pid_t netns_pid;
+	char netns_path[ACT_PATH_MAX];
+};
+
+struct act_signal {
+	int signo; /* 1..SIGRTMAX; the process must be > 1 */
+};
+
+struct act_restart {
+	char command[ACT_CMD_MAX]; /* run with /bin/sh -c */
+	unsigned timeout_ms; /* 0: ACT_RESTART_TIMEOUT_MS; at most ACT_RESTART_TIMEOUT_MAX_MS */
+};
+
+struct act_request {
+	enum act_kind kind;
+	/* RLIMIT, NICE, SIGNAL: the process (> 0; > 1 for SIGNAL). RESTART: optionally the
+	 * process being replaced (0: none), only reported. SYSCTL, CGROUP: must be 0. */
+	pid_t pid;
+	/* Optional: the start time of pid (field 22 of /proc/PID/stat); when not 0 the action
+	 * is refused with -ESRCH unless pid still has it. */
+	unsigned long long pid_start;
+	struct act_rlimit rlimit;
+	struct act_nice nice;
+	struct act_cgroup cgroup;
+	struct act_sysctl sysctl;
+	struct act_signal signal;
+	struct act_restart restart;
+};
+
+struct act_result {
+	struct act_request req; /* a copy: revert needs nothing else */
+	bool applied;		/* apply succeeded (for RESTART: the command was started) */
+	bool reverted;		/* revert succeeded; a second revert is -EALREADY */
+	bool adjusted;		/* the kernel holds another value than the one asked for */
+	char before[ACT_VALUE_MAX];
+	char after[ACT_VALUE_MAX];
+	char revert_cmd[ACT_REVERT_MAX]; /* "" when the kind is not revertible */
+	char why[ACT_WHY_MAX];		 /* the reason of the last failure, or a note; "" if none */
+	/* typed state */
+	unsigned long long pid_start;		 /* of req.pid at apply, 0 if no process */
+	int nthreads;				 /* NICE: threads reniced */
+	unsigned long long netns_dev, netns_ino; /* SYSCTL in a namespace: which one */
+	/* RESTART */
+	pid_t child;	     /* the /bin/sh process, also its process group and session */
+	int pidfd;	     /* -1 when none (every other kind, or reaped) */
+	int64_t deadline;    /* CLOCK_MONOTONIC ms after which act_poll() kills the command */
+	int exit_status;     /* wait status once done */
+	int restart_rc;	     /* act_poll()'s answer once done: 0, -EIO, -ETIMEDOUT */
+	bool restart_done;   /* reaped */
+	bool restart_killed; /* past its deadline: SIGKILL sent to its process group */
+};
+
+/* One row of the actuator table (bpftune style: what it changes and why it exists). */
+struct act_desc {
+	enum act_kind kind;
+	const char *name; /* "rlimit", ... as mem_kind_name() */
+	const char *why;
+	bool revertible;
+	const char *not_revertible; /* why not, when !revertible */
+	int (*validate)(const struct act_request *req, char *why, size_t size);
+	int (*read)(const struct act_request *req, char *value, size_t size);
+	int (*apply)(const struct act_request *req, struct act_result *res);
+	int (*verify)(const struct act_request *req, const struct act_result *res);
+	int (*revert)(struct act_result *res);
+};
+
+/* The table row of kind, or NULL when out of range. */
+const struct act_desc *act_desc(enum act_kind kind);
+/* "rlimit", "sysctl", "cgroup", "nice", "signal", "restart", "patch"; NULL out of range. */
+const char *act_kind_name(enum act_kind kind);
+/* The kind named name, or -EINVAL. */
+int act_kind_from_name(const char *name);
+/* prlimit's option name of an RLIMIT_* ("nofile"), NULL if not one; and back (-EINVAL). */
+const char *act_rlimit_name(int resource);
+int act_rlimit_from_name(const char *name);
+
+/* Initialises a request of kind (everything else zero). */
+void act_request_init(struct act_request *req, enum act_kind kind);
+
+/* 0, or -EINVAL with the reason in why (e.g. "sysctl name 'a..b' has an empty component").
+ * Only the syntax: paths are resolved by read and apply (-EXDEV when a cgroup path resolves
+ * outside /sys/fs/cgroup or not on a cgroup file system). */
+int act_validate(const struct act_request *req, char *why, size_t size);
+/* The current value as text, the way before and after are written; nothing changes.
+ * -EOPNOTSUPP for SIGNAL, RESTART and PATCH. */
+int act_read(const struct act_request *req, char *value, size_t size);
+/* Applies req; res is always initialised (pidfd -1) and holds the reason of a failure. When
+ * it fails after the write (res->applied is true), res->after is what was written and the
+ * caller should act_revert().
+ * 0, -EINVAL (with why), -ESRCH (no such process), -EPERM/-EACCES, -EXDEV (cgroup path
+ * escapes), -ENOENT (no such sysctl or cgroup file), or what the kernel said. */
+int act_apply(const struct act_request *req, struct act_result *res);
+/* 0 when the host holds res->after; -ESTALE when it does not; -ESRCH when the process or
+ * namespace is gone. RESTART: act_poll()'s answer; SIGNAL: 0 once it was sent. */
+int act_verify(const struct act_request *req, const struct act_result *res);
+/* Puts res->before back. -ESTALE (nothing written, res->why says what the host holds) when
+ * the host no longer holds res->after; -EOPNOTSUPP for kinds that cannot be reverted;
+ * -EALREADY when already reverted; -ENOTCONN when res was never applied. */
+int act_revert(struct act_result *res);
+/* RESTART: 0 when the command exited 0, -EINPROGRESS while it runs, -EIO when it failed
+ * (why says how), -ETIMEDOUT when it was killed at its deadline. Other kinds: 0. */
+int act_poll(struct act_result *res);
+/* Closes res->pidfd; a restart still running is killed (its process group) and reaped. */
+void act_result_release(struct act_result *res);
+
+/* The command that sets value back, as a human would type it, for req (res gives the thread
+ * count of NICE; may be NULL). 0 or -ENAMETOOLONG / -EOPNOTSUPP. */
+int act_revert_command(const struct act_request *req, const struct act_result *res,
+		       const char *value, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,60 @@
+/* internal.h - what the files of agent/actuate/ share: the per-kind value operations behind the
+ * generic apply / verify / revert of actuate.c, the process-identity helpers and text helpers.
+ *
+ * A "value" actuator (rlimit, sysctl, cgroup, nice) is four functions on text: read the
+ * current value, compute the wanted value from the request and the value before, write a
+ * value, and (optionally) check that the host holds a value everywhere it should (every
+ * thread for nice). actuate.c builds apply, verify and revert from them once, so that the
+ * order (read before, write, read back) and the admin-change check (-ESTALE) are the same for
+ * every kind. Values are normalised: blanks collapsed to one space, none at either end.
+ */
+#ifndef HS_ACT_INTERNAL_H
+#define HS_ACT_INTERNAL_H
+
+#include "actuate/actuate.h"
+#include "lib/util.h"
+
+struct act_value_ops {
+	/* Current value into value (normalised). When res is given and holds a namespace
+	 * identity (set by write), the value is read only from that namespace (-ESRCH). */
+	int (*read)(const struct act_request *req, const struct act_result *res, char *value,
+		    size_t size);
+	/* The value to write given the value before; -EINVAL with why when impossible. */
+	int (*want)(const struct act_request *req, const char *before, char *value, size_t size,
+		    char *why, size_t whysize);
+	/* Writes value. With res: insists on res's namespace identity when it holds one, else
+	 * records it; records the thread count of nice. */
+	int (*write)(const struct act_request *req, struct act_result *res, const char *value);
+	/* Optional: 0 when the host holds value everywhere, -ESTALE with why when not. */
+	int (*holds)(const struct act_request *req, const struct act_result *res, const char *value,
+		     char *why, size_t whysize);
+};
+
+extern const struct act_value_ops act_rlimit_ops, act_nice_ops, act_sysctl_ops, act_cgroup_ops;
+
+/* process.c */
+int act_pid_start(pid_t pid, unsigned long long *start);
+int act_pid_state(pid_t pid, char *state);
+int act_signal_apply(const struct act_request *req, struct act_result *res);
+int act_restart_apply(const struct act_request *req, struct act_result *res);
+int act_restart_poll(struct act_result *res);
+void act_restart_release(struct act_result *res);
+int act_rlimit_validate(const struct act_request *req, char *why, size_t size);
+
+/* knobs.c */
+int act_sysctl_validate(const struct act_request *req, char *why, size_t size);
+int act_cgroup_validate(const struct act_request *req, char *why, size_t size);
+/* Absolute cgroup directory of req (not resolved) into buf. */
+int act_cgroup_dir(const struct act_request *req, char *buf, size_t size);
+
+/* actuate.c */
+/* Copies s into buf with blanks collapsed and trimmed; -E2BIG when it does not fit. */
+int act_normalise(const char *s, char *buf, size_t size);
+/* snprintf into why (may be NULL); returns err. */
+int act_why(char *why, size_t size, int err, const char *fmt, ...) HS_PRINTF(4, 5);
+/* Parses a decimal long long exactly (optional '-'), no blanks; -EINVAL or -ERANGE. */
+int act_parse_ll(const char *s, long long *out);
+/* Is the NUL within the n bytes of s? */
+bool act_terminated(const char *s, size_t n);
+
+#endif
