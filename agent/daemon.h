@@ -19,6 +19,7 @@ struct heal_runbooks;
 struct mem;
 struct ctl_server;
 struct ctl_captures;
+struct fit;
 
 struct hs_opts {
 	char *policy; /* absolute paths once main() has resolved them */
@@ -40,6 +41,7 @@ struct hs_daemon {
 	struct heal_runbooks *runbooks;
 	struct mem *mem;
 	struct obs *obs;
+	struct fit *fit; /* fitness per target: baselines and history (agent/fitness/) */
 	struct ctl_server *ctl;
 	struct ctl_captures *captures; /* on-demand profiles (ctl/captures.c); NULL until used */
 	int epfd, timer_fd, signal_fd, lock_fd;

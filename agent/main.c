@@ -26,6 +26,7 @@
 #include "ctl/commands.h"
 #include "ctl/server.h"
 #include "daemon.h"
+#include "fitness/fitness.h"
 #include "lib/errors.h"
 #include "lib/log.h"
 #include "memory/memory.h"
@@ -299,6 +300,14 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 const char *hs_mode_name(const struct hs_daemon *d)
 {
 	if (d->opts.dry_run)
@@ -363,11 +372,18 @@ static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 {
 	uint64_t t0 = mono_us();
 	static uint64_t last_expire_ms;
+	static uint64_t last_fit_warn_ms;
 	int err;
 
 	err = obs_sample(d->obs, &d->snap);
 	if (err)
 		log_debug("observation sample incomplete: %s", strerror(-err));
+	/* Scores every target; a failing database is said at most once a minute. */
+	err = fit_tick(d->fit, &d->snap, d->policy, d->mem, (int64_t)wall_ms());
+	if (err && (!last_fit_warn_ms || now_ms - last_fit_warn_ms >= 60000)) {
+		log_warn_errno(err, "cannot record fitness, ignoring: %s", mem_last_error(d->mem));
+		last_fit_warn_ms = now_ms;
+	}
 	if (now_ms - last_expire_ms >= EXPIRE_PERIOD_MS) {
 		int n = mem_approvals_expire(d->mem, (int64_t)time(NULL) * 1000);
 
@@ -566,6 +582,7 @@ static void shutdown_daemon(struct hs_daemon *d)
 	ctl_captures_close(d); /* detaches their probes and tells their clients */
 	ctl_server_close(d->ctl);
 	obs_close(d->obs);
+	fit_close(d->fit, d->mem); /* writes the open fitness buckets */
 	if (d->mem) {
 		mem_audit(d->mem, "daemon", "stop", 0, "pid %d after %llu ticks", getpid(),
 			  (unsigned long long)d->ticks);
@@ -664,6 +681,8 @@ int main(int argc, char **argv)
 		err = setup_loop(&d);
 	if (!err)
 		err = obs_open(o->pin_dir, d.policy, &d.obs);
+	if (!err)
+		err = fit_open(&d.fit);
 	if (!err)
 		err = ctl_server_open(o->socket, d.epfd, ctl_commands_handle, &d, &d.ctl);
 	if (err) {

@@ -8,12 +8,14 @@
  * the audit sequence number, so that an acknowledged request is never lost.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <time.h>
 
 #include "ctl/captures.h"
 #include "ctl/commands.h"
 #include "ctl/server.h"
 #include "daemon.h"
+#include "fitness/fitness.h"
 #include "lib/log.h"
 #include "memory/memory.h"
 #include "remediate/runbook.h"
@@ -182,6 +184,49 @@ static int status_targets(struct hs_daemon *d, struct ctl_response *r)
 	return r->err;
 }
 
+/* A score to three decimals (what a person reads), or null when not scored (NAN). */
+static int score_cell(struct ctl_response *r, double v)
+{
+	return isnan(v) ? ctl_resp_cell_null(r) : ctl_resp_cell_real(r, round(v * 1000) / 1000);
+}
+
+static void fitness_row(struct hs_daemon *d, struct ctl_response *r, const char *name)
+{
+	const struct fit_score *f = fit_lookup(d->fit, name);
+
+	if (!f)
+		return;
+	ctl_resp_row(r);
+	ctl_resp_cell_str(r, name);
+	score_cell(r, f->score);
+	for (int p = 0; p < FIT_PART_COUNT; p++)
+		score_cell(r, f->part[p].score);
+	ctl_resp_cell_str(r, fit_basis_name(f->basis));
+}
+
+/* The fitness of each target and its parts (fitness.h): null where nothing was scored. */
+static int status_fitness(struct hs_daemon *d, struct ctl_response *r)
+{
+	static const char *const cols[] = {"target",	 "score", "latency", "errors",
+					   "throughput", "cost",  "basis"};
+	static const enum ctl_col_type types[] = {CTL_COL_STRING, CTL_COL_REAL, CTL_COL_REAL,
+						  CTL_COL_REAL,	  CTL_COL_REAL, CTL_COL_REAL,
+						  CTL_COL_STRING};
+	const struct obs_snapshot *s = &d->snap;
+
+	_Static_assert(ARRAY_SIZE(cols) == ARRAY_SIZE(types), "columns and types");
+	_Static_assert(ARRAY_SIZE(cols) == FIT_PART_COUNT + 3, "one column per part");
+	if (!d->fit || (!s->tick && !s->at_ms))
+		return 0;
+	ctl_resp_table(r, "fitness", ARRAY_SIZE(cols), cols, types);
+	fitness_row(d, r, s->host.name);
+	for (int i = 1; i < s->ntargets; i++)
+		fitness_row(d, r, s->t[i].name);
+	if (s->ntargets > 1)
+		fitness_row(d, r, s->t[0].name);
+	return r->err;
+}
+
 static int status_changes(struct hs_daemon *d, struct ctl_response *r)
 {
 	static const char *const cols[] = {"last_hour", "active", "pending_approvals", "total"};
@@ -240,7 +285,8 @@ static int status_approvals(struct hs_daemon *d, struct ctl_response *r)
 static int cmd_status(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
 {
 	int (*const parts[])(struct hs_daemon *, struct ctl_response *) = {
-	    status_daemon, status_collectors, status_targets, status_changes, status_approvals,
+	    status_daemon,  status_collectors, status_targets,
+	    status_fitness, status_changes,    status_approvals,
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++)

@@ -11,6 +11,8 @@
  *   (WAL, synchronous=FULL); when it returns -errno nothing was written.
  * - The audit trail, the outcomes and the changes are append-only: triggers refuse UPDATE
  *   and DELETE of audit and outcomes rows and DELETE of changes and approvals rows.
+ * - The fitness history is a measurement, not a decision: it has no audit rows, and old rows
+ *   are pruned (mem_fitness_prune()); every other rule above holds for it.
  * - A change moves only along the state machine below; anything else is -EINVAL.
  * - Times are milliseconds since the Unix epoch (CLOCK_REALTIME), as int64_t.
  * - Strings handed to callbacks are valid only during the callback; copy what you keep.
@@ -53,7 +55,7 @@
 struct mem;
 
 /* Schema version this code writes (PRAGMA user_version). */
-#define MEM_SCHEMA_VERSION 1
+#define MEM_SCHEMA_VERSION 2
 /* Longest string field accepted (target, knob, before, after, why, ...), in bytes. */
 #define MEM_TEXT_MAX 65536
 /* Buffer sizes that always suffice for mem_host_kernel() and mem_host_class(). */
@@ -282,6 +284,43 @@ int mem_host_kernel(char *buf, size_t size);
 /* "arch-Ncpu-Mg": machine, configured CPUs, RAM rounded up to a power of two GiB, e.g.
  * "x86_64-2cpu-8g". 0 or -errno. */
 int mem_host_class(char *buf, size_t size);
+
+/* Fitness history (agent/fitness/ writes it; the judge and `homeostat explain` read it).
+ * One row summarises the ticks of one target from start_at to end_at (both included): the
+ * minimum, mean and maximum of the fitness over the ticks that had one (scored of samples),
+ * the mean of each part over the ticks where that part had a score, and the basis of the
+ * scores ("slo", "baseline", "learning" or "idle"). Unknown values are NAN (stored as NULL). */
+struct mem_fitness_row {
+	const char *target;
+	int64_t start_at, end_at;
+	int64_t samples; /* ticks, > 0 */
+	int64_t scored;	 /* ticks with a fitness, 0..samples */
+	double score_min, score_avg, score_max;
+	double latency, errors, throughput, cost;
+	const char *basis;
+};
+
+/* The fitness of a target over a time range, from the rows that overlap it. */
+struct mem_fitness_summary {
+	int64_t rows;
+	int64_t samples, scored;
+	double min, avg, max; /* avg weighted by scored ticks; NAN when scored is 0 */
+};
+
+/* Appends n rows in one transaction. -EINVAL (and nothing written) if a row is malformed: an
+ * empty target, end_at < start_at, samples < 1, scored outside 0..samples, an unknown basis.
+ * Returns 0 or -errno. */
+int mem_fitness_record(struct mem *m, const struct mem_fitness_row *rows, size_t n);
+/* Calls cb for every row of target that overlaps [from, to] (end_at >= from and start_at <=
+ * to), oldest first. Returns the number of calls, cb's first negative value, or -errno. */
+int mem_fitness_range(struct mem *m, const char *target, int64_t from, int64_t to,
+		      int (*cb)(const struct mem_fitness_row *r, void *ud), void *ud);
+/* The same rows summarised. 0 or -errno; no rows is 0 with rows == 0 and NAN values. */
+int mem_fitness_summary(struct mem *m, const char *target, int64_t from, int64_t to,
+			struct mem_fitness_summary *out);
+/* Deletes at most limit rows whose end_at is before before, oldest first. Returns how many
+ * (limit means there may be more), or -errno. */
+int mem_fitness_prune(struct mem *m, int64_t before, int limit);
 
 /* UPPER_CASE names as stored in the database (kinds are lowercase: "sysctl"), NULL if out of
  * range; the _from_ functions return the value or -EINVAL. */

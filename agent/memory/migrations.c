@@ -12,6 +12,7 @@
  * - Tables are STRICT; closed vocabularies (states, verdicts, results) are CHECKed; the
  *   history cannot be erased: audit and outcomes refuse UPDATE and DELETE, changes and
  *   approvals refuse DELETE (RAISE(ABORT), which sqlite reports as a constraint error).
+ *   The fitness history (2) is measurements, downsampled, and pruned after its retention.
  */
 #include "lib/log.h"
 #include "memory/internal.h"
@@ -86,8 +87,32 @@ static const char migration_1[] =
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;";
 
+/* 2: the fitness history, one row per target per bucket (agent/fitness/). Not append-only:
+ * rows past their retention are deleted. Read by target and time (the judge, explain) and
+ * pruned by time, hence the two indexes on end_at. */
+static const char migration_2[] =
+    "CREATE TABLE fitness ("
+    "  id INTEGER PRIMARY KEY,"
+    "  target TEXT NOT NULL CHECK (target <> ''),"
+    "  start_at INTEGER NOT NULL,"
+    "  end_at INTEGER NOT NULL CHECK (end_at >= start_at),"
+    "  samples INTEGER NOT NULL CHECK (samples > 0),"
+    "  scored INTEGER NOT NULL CHECK (scored BETWEEN 0 AND samples),"
+    "  score_min REAL,"
+    "  score_avg REAL,"
+    "  score_max REAL,"
+    "  latency REAL,"
+    "  errors REAL,"
+    "  throughput REAL,"
+    "  cost REAL,"
+    "  basis TEXT NOT NULL CHECK (basis IN ('slo', 'baseline', 'learning', 'idle'))"
+    ") STRICT;"
+    "CREATE INDEX fitness_target_end ON fitness (target, end_at);"
+    "CREATE INDEX fitness_end ON fitness (end_at);";
+
 const struct mem_migration mem_migrations[] = {
     {1, migration_1},
+    {2, migration_2},
 };
 const size_t mem_migrations_count = ARRAY_SIZE(mem_migrations);
 

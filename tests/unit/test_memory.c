@@ -135,8 +135,8 @@ static void test_open_creates_schema(void **state)
 
 	open_db(f);
 	umask(old);
-	assert_int_equal(mem_schema_version(f->m), 1);
-	assert_int_equal(MEM_SCHEMA_VERSION, 1);
+	assert_int_equal(mem_schema_version(f->m), MEM_SCHEMA_VERSION);
+	assert_int_equal(MEM_SCHEMA_VERSION, 2);
 	assert_string_equal(mem_last_error(f->m), "");
 	assert_int_equal(stat(f->path, &stb), 0);
 	assert_int_equal(stb.st_mode & 07777, 0600);
@@ -155,7 +155,7 @@ static void test_open_creates_schema(void **state)
 		  "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
 		  " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
 		  out, sizeof(out));
-	assert_string_equal(out, "approvals,audit,changes,outcomes");
+	assert_string_equal(out, "approvals,audit,changes,fitness,outcomes");
 	raw_query(f->path,
 		  "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
 		  " WHERE type = 'trigger' ORDER BY name)",
@@ -167,7 +167,7 @@ static void test_open_creates_schema(void **state)
 	assert_int_equal(mem_change_intent(f->m, &somaxconn), 1);
 	mem_close(f->m);
 	open_db(f);
-	assert_int_equal(mem_schema_version(f->m), 1);
+	assert_int_equal(mem_schema_version(f->m), MEM_SCHEMA_VERSION);
 	assert_int_equal(mem_change_intent(f->m, &somaxconn), 2);
 }
 
@@ -179,7 +179,7 @@ static void test_newer_database_refused(void **state)
 	open_db(f);
 	mem_close(f->m);
 	f->m = NULL;
-	assert_int_equal(raw_exec(f->path, "PRAGMA user_version = 2", NULL, 0), SQLITE_OK);
+	assert_int_equal(raw_exec(f->path, "PRAGMA user_version = 3", NULL, 0), SQLITE_OK);
 	assert_int_equal(mem_open(f->path, &m), -EPROTO);
 	assert_null(m);
 }
@@ -200,9 +200,10 @@ static void test_open_refuses_symlink(void **state)
 static void test_migration_mechanism(void **state)
 {
 	struct fixture *f = *state;
-	const struct mem_migration two[] = {
+	const struct mem_migration three[] = {
 	    mem_migrations[0],
-	    {2, "CREATE TABLE fitness (at INTEGER NOT NULL, target TEXT, value REAL)"},
+	    mem_migrations[1],
+	    {3, "CREATE TABLE later (at INTEGER NOT NULL, target TEXT, value REAL)"},
 	};
 	const struct mem_migration broken[] = {
 	    mem_migrations[0],
@@ -224,18 +225,18 @@ static void test_migration_mechanism(void **state)
 	assert_int_equal(mem_open_migrations(f->path, gap, 2, &m), -EINVAL);
 	assert_null(m);
 
-	/* Version 1 -> 2 by the newer list, then the older code refuses it. */
-	assert_int_equal(mem_open_migrations(f->path, two, 2, &m), 0);
-	assert_int_equal(mem_schema_version(m), 2);
+	/* Version 1 -> 3 by the newer list, then the older code refuses it. */
+	assert_int_equal(mem_open_migrations(f->path, three, 3, &m), 0);
+	assert_int_equal(mem_schema_version(m), 3);
 	mem_close(m);
-	raw_query(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'fitness'", out,
+	raw_query(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'later'", out,
 		  sizeof(out));
 	assert_string_equal(out, "1");
 	assert_int_equal(mem_open(f->path, &m), -EPROTO);
 	assert_null(m);
 	/* The same list again migrates nothing. */
-	assert_int_equal(mem_open_migrations(f->path, two, 2, &m), 0);
-	assert_int_equal(mem_schema_version(m), 2);
+	assert_int_equal(mem_open_migrations(f->path, three, 3, &m), 0);
+	assert_int_equal(mem_schema_version(m), 3);
 	mem_close(m);
 }
 
