@@ -2,12 +2,15 @@
 # 0105-runqlat.sh - run-queue latency against ground truth. A CPU-bound process alone on
 # CPU 1 hardly ever waits for it; two CPU-bound processes on CPU 1 each wait for the
 # other's time slice (about a millisecond or more) every time they are preempted. The
-# target's p99 must be under 1 ms alone and over 1 ms (and over the alone figure) when two
-# share the CPU.
+# target's p99 must be under 1 ms alone (on a quiet host; under half the shared figure on a
+# busy one) and over 1 ms when two share the CPU.
 # hs-asan: yes
 . "$(dirname "$0")/lib.sh"
 
 [ "$(nproc)" -ge 2 ] || skip_all "needs 2 CPUs"
+# This shell and everything it starts (the CLI, python) stay on CPU 0; only the hogs run on
+# CPU 1, so that nothing of the test itself delays them there.
+taskset -p -c 0 $$ >/dev/null
 cp "$HS_TOP/build/workloads/sysfail" "$T_DIR/hog"
 t_config
 t_add_target hog comm hog
@@ -43,7 +46,10 @@ sleep 2.5
 shared=$(p99)
 wait $h1 $h2
 echo "two hogs sharing CPU 1: run-queue p99 ${shared} us"
-check "alone, the hog's p99 is under 1 ms" python3 -c "import sys; sys.exit(not float('$alone') < 1000)"
+# On a quiet CPU the lone hog waits microseconds; when the host is busy (other work migrates
+# onto CPU 1) it may wait longer, but still well under the time it waits when sharing.
+check "alone, the hog's p99 is under 1 ms or under half the shared p99" python3 -c "
+import sys; a, s = float('$alone'), float('$shared'); sys.exit(not (a < 1000 or a < s / 2))"
 check "sharing, the hogs' p99 is over 1 ms" python3 -c "import sys; sys.exit(not float('$shared') > 1000)"
 check "and over the alone figure" python3 -c "import sys; sys.exit(not float('$shared') > float('$alone'))"
 check "daemon stops cleanly" t_stop
