@@ -58,6 +58,18 @@ static __always_inline struct hs_cpu *hs_this_cpu(void)
 	return bpf_map_lookup_elem(&hs_cpu, &zero);
 }
 
+#ifndef E2BIG
+#define E2BIG 7
+#endif
+
+static __always_inline void hs_count_proc_full(void)
+{
+	struct hs_cpu *c = hs_this_cpu();
+
+	if (c)
+		c->proc_full++;
+}
+
 /* The target of task (a BTF pointer, current or not): its process's entry, else its comm,
  * else its cgroup v2; a comm or cgroup match is remembered for the process. */
 static __always_inline __u32 hs_classify(struct task_struct *task)
@@ -78,7 +90,8 @@ static __always_inline __u32 hs_classify(struct task_struct *task)
 	if (t && *t < HS_NTARGETS) {
 		target = *t;
 		/* Remembered so that the agent sees every member and children inherit it. */
-		bpf_map_update_elem(&hs_proc_target, &tgid, &target, BPF_NOEXIST);
+		if (bpf_map_update_elem(&hs_proc_target, &tgid, &target, BPF_NOEXIST) == -E2BIG)
+			hs_count_proc_full();
 	}
 	return target;
 }
@@ -93,7 +106,14 @@ static __always_inline struct hs_task *hs_task_of(struct task_struct *task)
 
 	t = bpf_task_storage_get(&hs_tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	cfg = bpf_map_lookup_elem(&hs_cfg, &zero);
-	if (!t || !cfg)
+	if (!t) {
+		struct hs_cpu *c = hs_this_cpu();
+
+		if (c)
+			c->no_storage++;
+		return 0;
+	}
+	if (!cfg)
 		return 0;
 	if (t->gen != cfg->gen) {
 		t->target = hs_classify(task);

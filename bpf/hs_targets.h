@@ -36,6 +36,9 @@ struct hs_cpu {
 	__u32 tick;	 /* syscalls seen here: picks the sampled ones */
 	__u64 sample_id; /* pid_tgid of the task whose syscall is being timed, 0 if none */
 	__u64 sample_ts; /* its entry time */
+	/* Losses, counted here and reported by the agent, never silent: */
+	__u64 proc_full;  /* a member could not be added to hs_proc_target (map full) */
+	__u64 no_storage; /* no task storage for a task: its events went to target 0 */
 };
 
 struct hs_cfg {

@@ -101,7 +101,8 @@ int BPF_PROG(lc_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	if (t->target) {
 		tgid = BPF_CORE_READ(child, tgid);
-		bpf_map_update_elem(&hs_proc_target, &tgid, &t->target, BPF_ANY);
+		if (bpf_map_update_elem(&hs_proc_target, &tgid, &t->target, BPF_ANY) == -E2BIG)
+			hs_count_proc_full();
 	}
 	c = counts(t->target);
 	if (c)

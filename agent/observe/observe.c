@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/magic.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -62,7 +63,8 @@ struct obs {
 		uint64_t run_cnt, run_ns; /* at the start of the cost window */
 	} progs[OBS_MAX_PINS];
 	int nprogs;
-	int stats_fd; /* bpf_enable_stats() while a cost window is open, else -1 */
+	int stats_fd;		/* bpf_enable_stats() while a cost window is open, else -1 */
+	uint64_t target_losses; /* hs_cpu's loss counters, as last reported */
 	uint64_t cost_start_ms, next_cost_ms;
 	bool targets_ready;
 	struct obs_targets targets;
@@ -577,6 +579,33 @@ static void sum_host(struct obs_snapshot *snap, double secs)
 	h->sc_error_ratio = h->sc_count ? (double)h->sc_errors / (double)h->sc_count : 0;
 }
 
+/* Membership losses counted in the kernel (hs_cpu): a full hs_proc_target, a task without
+ * storage. Reported once each time they grow; never silent. */
+static void target_losses(struct obs *obs, struct obs_snapshot *snap)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct hs_cpu per[ncpus > 0 ? ncpus : 1];
+	uint64_t full = 0, nostore = 0;
+	__u32 zero = 0;
+
+	if (obs->shared_fd[SHARED_CPU] < 0 || ncpus <= 0 ||
+	    bpf_map_lookup_elem(obs->shared_fd[SHARED_CPU], &zero, per))
+		return;
+	for (int i = 0; i < ncpus; i++) {
+		full += per[i].proc_full;
+		nostore += per[i].no_storage;
+	}
+	snap->overflows += full + nostore;
+	if (full + nostore > obs->target_losses) {
+		log_warn("targets: %" PRIu64 " processes could not be remembered (hs_proc_target "
+			 "full at %d) and %" PRIu64
+			 " tasks had no storage (counted for the rest of "
+			 "the host), ignoring",
+			 full, HS_MAX_PROCS, nostore);
+		obs->target_losses = full + nostore;
+	}
+}
+
 int obs_sample(struct obs *obs, struct obs_snapshot *snap)
 {
 	uint64_t t = now_ms(), elapsed = t - obs->last_ms;
@@ -609,6 +638,7 @@ int obs_sample(struct obs *obs, struct obs_snapshot *snap)
 		}
 	}
 	sum_host(snap, elapsed / 1000.0);
+	target_losses(obs, snap);
 	cost_tick(obs, t);
 	if (obs->targets_ready)
 		sample_memory(obs, snap);

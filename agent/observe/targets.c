@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,8 @@ static int scan(struct obs_targets *t)
 		}
 		if (bpf_map_update_elem(t->fd_proc, &tgid, &want, BPF_ANY) == 0)
 			changed++;
+		else if (errno == E2BIG)
+			t->scan_full++;
 	}
 	closedir(d);
 	return changed;
@@ -308,6 +311,13 @@ int obs_targets_refresh(struct obs_targets *t, uint64_t now_ms)
 		int changed = scan(t);
 
 		t->scan_us = mono_us() - t0;
+		if (t->scan_full > t->scan_full_reported) {
+			log_warn("targets: %" PRIu64
+				 " processes matched by the /proc scan could not "
+				 "be remembered: hs_proc_target is full (%d), ignoring",
+				 t->scan_full, HS_MAX_PROCS);
+			t->scan_full_reported = t->scan_full;
+		}
 		t->last_scan_ms = now_ms;
 		if (changed > 0) {
 			/* Tasks already classified must look again. */

@@ -42,7 +42,8 @@ struct obs_targets {
 	uint32_t gen;
 	int fd_proc, fd_comm, fd_cgrp, fd_cfg;
 	uint64_t last_scan_ms;
-	uint64_t scan_us; /* how long the last scan took */
+	uint64_t scan_us;			/* how long the last scan took */
+	uint64_t scan_full, scan_full_reported; /* tgids the scan could not add: map full */
 };
 
 /* Takes the shared maps' fds (borrowed, not closed). */
