@@ -50,8 +50,10 @@ struct hs_daemon {
 	uint64_t started_ms; /* CLOCK_MONOTONIC */
 	time_t started_at;   /* wall clock, for humans */
 	uint64_t ticks;
-	uint64_t overruns;     /* ticks missed because one took longer than the period */
-	uint64_t last_tick_us; /* how long the last tick took */
+	uint64_t overruns;	   /* ticks missed because one took longer than the period */
+	uint64_t last_tick_us;	   /* how long the last tick took */
+	uint64_t last_expire_ms;   /* slow jobs of the tick: when they last ran */
+	uint64_t last_fit_warn_ms; /* a failing fitness write is said once a minute */
 	uint64_t reloads, reloads_refused;
 	time_t last_reload_at;
 	bool last_reload_ok;

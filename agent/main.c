@@ -371,8 +371,6 @@ static void reload(struct hs_daemon *d)
 static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 {
 	uint64_t t0 = mono_us();
-	static uint64_t last_expire_ms;
-	static uint64_t last_fit_warn_ms;
 	int err;
 
 	err = obs_sample(d->obs, &d->snap);
@@ -380,18 +378,18 @@ static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 		log_debug("observation sample incomplete: %s", strerror(-err));
 	/* Scores every target; a failing database is said at most once a minute. */
 	err = fit_tick(d->fit, &d->snap, d->policy, d->mem, (int64_t)wall_ms());
-	if (err && (!last_fit_warn_ms || now_ms - last_fit_warn_ms >= 60000)) {
+	if (err && (!d->last_fit_warn_ms || now_ms - d->last_fit_warn_ms >= 60000)) {
 		log_warn_errno(err, "cannot record fitness, ignoring: %s", mem_last_error(d->mem));
-		last_fit_warn_ms = now_ms;
+		d->last_fit_warn_ms = now_ms;
 	}
-	if (now_ms - last_expire_ms >= EXPIRE_PERIOD_MS) {
+	if (now_ms - d->last_expire_ms >= EXPIRE_PERIOD_MS) {
 		int n = mem_approvals_expire(d->mem, (int64_t)time(NULL) * 1000);
 
 		if (n > 0)
 			log_notice("%d pending approvals expired, their changes are denied", n);
 		else if (n < 0)
 			log_warn_errno(n, "cannot expire approvals, ignoring");
-		last_expire_ms = now_ms;
+		d->last_expire_ms = now_ms;
 	}
 	ctl_captures_tick(d, now_ms);
 	ctl_server_expire(d->ctl, now_ms);

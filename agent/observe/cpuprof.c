@@ -496,6 +496,12 @@ struct obs_cpuprof *obs_cpuprof_host(void)
 
 static int cc_open(struct obs *obs, void **state, char *reason, size_t reason_len)
 {
+	static const struct obs_pin pins[] = {
+	    {"cpuprof_counts", "cpuprof_counts"},
+	    {"cpuprof_stacks", "cpuprof_stacks"},
+	    {"cpuprof_drops", "cpuprof_drops"},
+	    {"cpuprof_sample", "cpuprof_sample"},
+	};
 	struct obs_cpuprof *cp;
 	int err;
 
@@ -508,15 +514,9 @@ static int cc_open(struct obs *obs, void **state, char *reason, size_t reason_le
 		snprintf(reason, reason_len, "cannot start CPU-clock sampling: %s", strerror(-err));
 		return err == -ENOENT || err == -EOPNOTSUPP || err == -EINVAL ? -EOPNOTSUPP : err;
 	}
-	err = obs_pin_map(obs, cp->skel->maps.cpuprof_counts, "cpuprof_counts");
-	if (!err)
-		err = obs_pin_map(obs, cp->skel->maps.cpuprof_stacks, "cpuprof_stacks");
-	if (!err)
-		err = obs_pin_map(obs, cp->skel->maps.cpuprof_drops, "cpuprof_drops");
-	if (!err)
-		err = obs_pin_prog(obs, cp->skel->progs.cpuprof_sample, "cpuprof_sample");
+	err =
+	    obs_finish_object(obs, cp->skel->obj, NULL, pins, ARRAY_SIZE(pins), reason, reason_len);
 	if (err) {
-		snprintf(reason, reason_len, "pin failed: %s", strerror(-err));
 		obs_cpuprof_stop(cp);
 		return err;
 	}

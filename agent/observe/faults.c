@@ -33,6 +33,10 @@ static void faults_close(void *p)
 
 static int faults_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 {
+	static const struct obs_pin pins[] = {
+	    {"faults_counts", "faults_counts"},
+	    {"faults_user", "faults_user"},
+	};
 	const struct obs_features *f = obs_features(obs);
 	struct faults_state *s;
 	int err;
@@ -61,20 +65,10 @@ static int faults_open(struct obs *obs, void **out, char *reason, size_t reason_
 		err = -EOPNOTSUPP;
 		goto cleanup;
 	}
-	err = obs_adopt_maps(obs, s->skel->obj);
-	if (!err)
-		err = faults_bpf__attach(s->skel);
-	if (err) {
-		snprintf(reason, reason_len, "attach failed: %s", strerror(-err));
+	err = obs_finish_object(obs, s->skel->obj, s->skel->skeleton, pins, ARRAY_SIZE(pins),
+				reason, reason_len);
+	if (err)
 		goto cleanup;
-	}
-	err = obs_pin_map(obs, s->skel->maps.faults_counts, "faults_counts");
-	if (!err)
-		err = obs_pin_prog(obs, s->skel->progs.faults_user, "faults_user");
-	if (err) {
-		snprintf(reason, reason_len, "pin failed: %s", strerror(-err));
-		goto cleanup;
-	}
 	*out = s;
 	return 0;
 cleanup:

@@ -56,11 +56,13 @@ static int lc_load(struct obs *obs, struct lc_state *s, bool with_switch)
 static int lc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 {
 	const struct obs_features *f = obs_features(obs);
-	static const char *const pins[][2] = {
+	static const struct obs_pin pins[] = {
+	    {"lifecycle_counts", "lifecycle_counts"},
 	    {"lc_exec", "lifecycle_exec"},
 	    {"lc_fork", "lifecycle_fork"},
 	    {"lc_exit", "lifecycle_exit"},
 	    {"lc_signal", "lifecycle_signal"},
+	    {"lc_switch", "lifecycle_switch"},
 	};
 	struct lc_state *s;
 	int err;
@@ -97,28 +99,10 @@ static int lc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		snprintf(reason, reason_len, "load failed: %s", strerror(-err));
 		goto cleanup;
 	}
-	err = obs_adopt_maps(obs, s->skel->obj);
-	if (err) {
-		snprintf(reason, reason_len, "cannot share target maps: %s", strerror(-err));
+	err = obs_finish_object(obs, s->skel->obj, s->skel->skeleton, pins, ARRAY_SIZE(pins),
+				reason, reason_len);
+	if (err)
 		goto cleanup;
-	}
-	err = lifecycle_bpf__attach(s->skel);
-	if (err) {
-		snprintf(reason, reason_len, "attach failed: %s", strerror(-err));
-		goto cleanup;
-	}
-	err = obs_pin_map(obs, s->skel->maps.lifecycle_counts, "lifecycle_counts");
-	for (size_t i = 0; i < ARRAY_SIZE(pins) && !err; i++) {
-		struct bpf_program *prog =
-		    bpf_object__find_program_by_name(s->skel->obj, pins[i][0]);
-
-		if (bpf_program__autoload(prog))
-			err = obs_pin_prog(obs, prog, pins[i][1]);
-	}
-	if (err) {
-		snprintf(reason, reason_len, "pin failed: %s", strerror(-err));
-		goto cleanup;
-	}
 	*out = s;
 	return 0;
 cleanup:

@@ -321,11 +321,13 @@ int obs_share_maps(struct obs *obs, struct bpf_object *obj)
 
 int obs_adopt_maps(struct obs *obs, struct bpf_object *obj)
 {
+	bool shares = false;
 	int err;
 
 	for (int i = 0; i < SHARED_N; i++) {
 		struct bpf_map *m = bpf_object__find_map_by_name(obj, shared_maps[i]);
 
+		shares |= m != NULL;
 		if (!m || obs->shared_fd[i] >= 0)
 			continue;
 		obs->shared_fd[i] = fcntl(bpf_map__fd(m), F_DUPFD_CLOEXEC, 3);
@@ -338,7 +340,7 @@ int obs_adopt_maps(struct obs *obs, struct bpf_object *obj)
 		if (err)
 			return err;
 	}
-	if (obs->targets_ready)
+	if (obs->targets_ready || !shares)
 		return 0;
 	for (int i = 0; i < SHARED_N; i++)
 		if (obs->shared_fd[i] < 0)
@@ -348,6 +350,39 @@ int obs_adopt_maps(struct obs *obs, struct bpf_object *obj)
 	obs->targets_ready = true;
 	/* Before any program is attached, so that the first events are classified right. */
 	return obs_targets_configure(&obs->targets, obs->policy);
+}
+
+int obs_finish_object(struct obs *obs, struct bpf_object *obj, struct bpf_object_skeleton *skel,
+		      const struct obs_pin *pins, size_t npins, char *reason, size_t reason_len)
+{
+	int err = obs_adopt_maps(obs, obj);
+
+	if (err) {
+		snprintf(reason, reason_len, "cannot share target maps: %s", strerror(-err));
+		return err;
+	}
+	if (skel) {
+		err = bpf_object__attach_skeleton(skel);
+		if (err) {
+			snprintf(reason, reason_len, "attach failed: %s", strerror(-err));
+			return err;
+		}
+	}
+	for (size_t i = 0; i < npins && !err; i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(obj, pins[i].name);
+		struct bpf_program *p = bpf_object__find_program_by_name(obj, pins[i].name);
+
+		if (m)
+			err = obs_pin_map(obs, m, pins[i].pin);
+		else if (p && bpf_program__autoload(p))
+			err = obs_pin_prog(obs, p, pins[i].pin);
+		else if (!p)
+			err = -ENOENT;
+		if (err)
+			snprintf(reason, reason_len, "cannot pin '%s': %s", pins[i].name,
+				 strerror(-err));
+	}
+	return err;
 }
 
 int obs_reconfigure(struct obs *obs, const struct safe_policy *policy)

@@ -23,6 +23,7 @@
 struct obs;
 struct bpf_map;
 struct bpf_object;
+struct bpf_object_skeleton;
 struct bpf_program;
 struct safe_policy;
 
@@ -131,6 +132,19 @@ struct obs_collector_ops {
  * that an earlier collector created; after load, adopt them if this object created them. */
 int obs_share_maps(struct obs *obs, struct bpf_object *obj);
 int obs_adopt_maps(struct obs *obs, struct bpf_object *obj);
+
+/* A map or a program of an object, by its name there, and the name of its pin. */
+struct obs_pin {
+	const char *name;
+	const char *pin;
+};
+
+/* The rest of a collector's start once its object is loaded, the same for every collector:
+ * adopt the shared maps, attach every loaded program through the skeleton (NULL: the
+ * collector attaches its programs itself), then pin each named map, and each named program
+ * that was loaded. On error reason says which step failed. */
+int obs_finish_object(struct obs *obs, struct bpf_object *obj, struct bpf_object_skeleton *skel,
+		      const struct obs_pin *pins, size_t npins, char *reason, size_t reason_len);
 
 /* Pin helpers for collectors: DIR/name, recorded so that obs_close() unpins it. */
 int obs_pin_map(struct obs *obs, struct bpf_map *map, const char *name);

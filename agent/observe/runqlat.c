@@ -35,7 +35,8 @@ static void rq_close(void *p)
 static int rq_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 {
 	const struct obs_features *f = obs_features(obs);
-	static const char *const pins[][2] = {
+	static const struct obs_pin pins[] = {
+	    {"rq_hist", "runqlat_hist"},
 	    {"rq_wakeup", "runqlat_wakeup"},
 	    {"rq_wakeup_new", "runqlat_wakeup_new"},
 	    {"rq_switch", "runqlat_switch"},
@@ -65,21 +66,10 @@ static int rq_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		snprintf(reason, reason_len, "load failed: %s", strerror(-err));
 		goto cleanup;
 	}
-	err = obs_adopt_maps(obs, s->skel->obj);
-	if (!err)
-		err = runqlat_bpf__attach(s->skel);
-	if (err) {
-		snprintf(reason, reason_len, "attach failed: %s", strerror(-err));
+	err = obs_finish_object(obs, s->skel->obj, s->skel->skeleton, pins, ARRAY_SIZE(pins),
+				reason, reason_len);
+	if (err)
 		goto cleanup;
-	}
-	err = obs_pin_map(obs, s->skel->maps.rq_hist, "runqlat_hist");
-	for (size_t i = 0; i < ARRAY_SIZE(pins) && !err; i++)
-		err = obs_pin_prog(obs, bpf_object__find_program_by_name(s->skel->obj, pins[i][0]),
-				   pins[i][1]);
-	if (err) {
-		snprintf(reason, reason_len, "pin failed: %s", strerror(-err));
-		goto cleanup;
-	}
 	*out = s;
 	return 0;
 cleanup:

@@ -123,29 +123,24 @@ static int sc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		snprintf(reason, reason_len, "load failed: %s", strerror(-err));
 		goto cleanup;
 	}
-	err = obs_adopt_maps(obs, s->skel->obj);
-	if (!err) {
-		/* The exit program always; the entry program only in latency windows. */
-		s->exit_link = bpf_program__attach(s->exit);
-		err = s->exit_link ? 0 : -errno;
-	}
-	if (err) {
-		snprintf(reason, reason_len, "attach failed: %s", strerror(-err));
+	const struct obs_pin pins[] = {
+	    {"sc_counts", "syscalls_counts"},
+	    {"sc_errors", "syscalls_errors"},
+	    {"sc_latency", "syscalls_latency"},
+	    {"sc_stats", "syscalls_stats"},
+	    {bpf_program__name(s->enter), "syscalls_enter"},
+	    {bpf_program__name(s->exit), "syscalls_exit"},
+	};
+
+	/* The exit program always; the entry program only in latency windows (latency_window). */
+	err =
+	    obs_finish_object(obs, s->skel->obj, NULL, pins, ARRAY_SIZE(pins), reason, reason_len);
+	if (err)
 		goto cleanup;
-	}
-	err = obs_pin_map(obs, s->skel->maps.sc_counts, "syscalls_counts");
-	if (!err)
-		err = obs_pin_map(obs, s->skel->maps.sc_errors, "syscalls_errors");
-	if (!err)
-		err = obs_pin_map(obs, s->skel->maps.sc_latency, "syscalls_latency");
-	if (!err)
-		err = obs_pin_map(obs, s->skel->maps.sc_stats, "syscalls_stats");
-	if (!err)
-		err = obs_pin_prog(obs, s->enter, "syscalls_enter");
-	if (!err)
-		err = obs_pin_prog(obs, s->exit, "syscalls_exit");
-	if (err) {
-		snprintf(reason, reason_len, "pin failed: %s", strerror(-err));
+	s->exit_link = bpf_program__attach(s->exit);
+	if (!s->exit_link) {
+		err = -errno;
+		snprintf(reason, reason_len, "attach failed: %s", strerror(-err));
 		goto cleanup;
 	}
 	log_info("syscalls: %s programs; latency of 1 in %d syscalls, in %d ms windows every %d ms",
