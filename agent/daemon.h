@@ -20,6 +20,8 @@ struct mem;
 struct ctl_server;
 struct ctl_captures;
 struct fit;
+struct safe_changes;
+struct heal_engine;
 
 struct hs_opts {
 	char *policy; /* absolute paths once main() has resolved them */
@@ -44,6 +46,8 @@ struct hs_daemon {
 	struct fit *fit; /* fitness per target: baselines and history (agent/fitness/) */
 	struct ctl_server *ctl;
 	struct ctl_captures *captures; /* on-demand profiles (ctl/captures.c); NULL until used */
+	struct safe_changes *changes;  /* every change's life: gate, memory, actuators */
+	struct heal_engine *heal;      /* the runbook engine (agent/remediate/engine.c) */
 	int epfd, timer_fd, signal_fd, lock_fd;
 	bool paused;
 	bool stopping;

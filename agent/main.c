@@ -31,7 +31,9 @@
 #include "lib/log.h"
 #include "memory/memory.h"
 #include "observe/observe.h"
+#include "remediate/engine.h"
 #include "remediate/runbook.h"
+#include "safety/changes.h"
 #include "safety/policy.h"
 
 #define DEFAULT_POLICY	 "/etc/homeostat/policy.yaml"
@@ -367,6 +369,45 @@ static void reload(struct hs_daemon *d)
 	mem_audit(d->mem, "daemon", "reload", 0, "mode %s, %zu runbooks", hs_mode_name(d), r->n);
 }
 
+static void heal_env_fill(struct hs_daemon *d, struct heal_env *env, uint64_t mono_ms)
+{
+	*env = (struct heal_env){.policy = d->policy,
+				 .runbooks = d->runbooks,
+				 .changes = d->changes,
+				 .mem = d->mem,
+				 .obs = d->obs,
+				 .snap = &d->snap,
+				 .force_dry_run = d->opts.dry_run,
+				 .paused = d->paused,
+				 .now_ms = (int64_t)wall_ms(),
+				 .mono_ms = mono_ms};
+}
+
+/* Budgets survive a restart: the gate sees memory's counts as well as its own. */
+static void heal_tick(struct hs_daemon *d, uint64_t now_ms)
+{
+	struct mem_counts mc;
+	struct heal_env env;
+
+	if (mem_counts(d->mem, (int64_t)wall_ms(), &mc) == 0) {
+		d->changes->gate.mem.changes_last_hour = mc.changes_last_hour;
+		d->changes->gate.mem.active = mc.active;
+	}
+	heal_env_fill(d, &env, d->snap.at_ms ? d->snap.at_ms : now_ms);
+	heal_engine_tick(d->heal, &env);
+}
+
+/* Approved changes nobody waits for any more are denied, not applied behind anyone's back. */
+static void deny_orphans(struct hs_daemon *d)
+{
+	int64_t ids[64];
+	size_t n = heal_engine_waiting(d->heal, ids, ARRAY_SIZE(ids));
+	int r = safe_changes_deny_orphans(d->changes, ids, n);
+
+	if (r < 0)
+		log_warn_errno(r, "cannot check approved changes, ignoring");
+}
+
 /* The periodic routine. Slow jobs run every N ticks, never blocking the loop. */
 static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 {
@@ -389,8 +430,10 @@ static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 			log_notice("%d pending approvals expired, their changes are denied", n);
 		else if (n < 0)
 			log_warn_errno(n, "cannot expire approvals, ignoring");
+		deny_orphans(d);
 		d->last_expire_ms = now_ms;
 	}
+	heal_tick(d, now_ms);
 	ctl_captures_tick(d, now_ms);
 	ctl_server_expire(d->ctl, now_ms);
 	d->ticks++;
@@ -530,32 +573,23 @@ static void detach_stdio(void)
 		close(fd);
 }
 
-/* Changes whose canary was not concluded when the daemon last stopped. No actuator exists in
- * this build to roll them back, so each is marked FAILED and its revert command logged. */
-static int reconcile_one(const struct mem_change *c, void *ud)
-{
-	struct hs_daemon *d = ud;
-	int err;
-
-	log_warn("change %" PRId64 " (%s '%s' on '%s') was not concluded before the last stop; "
-		 "revert it by hand: %s",
-		 c->id, mem_kind_name(c->kind), c->knob, c->target, c->revert);
-	err = mem_change_set_state(d->mem, c->id, MEM_STATE_FAILED, "daemon",
-				   "not concluded before the daemon stopped");
-	if (err)
-		log_warn_errno(err, "cannot mark change %" PRId64 " failed, ignoring", c->id);
-	return 0;
-}
-
 static int restore_state(struct hs_daemon *d)
 {
 	char last[16];
 	int n;
 
-	n = mem_changes_unconcluded(d->mem, reconcile_one, d);
+	/* What the last daemon left half done: its episodes cannot go on, its unconcluded
+	 * changes are reverted (only where the host still holds what it wrote). */
+	n = mem_episodes_abort_open(d->mem, (int64_t)wall_ms(),
+				    "the daemon stopped before the episode ended");
+	if (n > 0)
+		log_notice("%d episodes of the previous run ended as ABORTED", n);
+	n = safe_changes_reconcile(d->changes);
 	if (n < 0)
 		return log_errno(n, "cannot reconcile unconcluded changes: %s",
 				 mem_last_error(d->mem));
+	if (n > 0)
+		log_notice("reconciled %d changes the previous run left unconcluded", n);
 	if (mem_audit_last_of(d->mem, "pause", "resume", last, sizeof(last)) == 0 &&
 	    streq(last, "pause")) {
 		d->paused = true;
@@ -578,6 +612,16 @@ static void free_opts(struct hs_opts *o)
 static void shutdown_daemon(struct hs_daemon *d)
 {
 	ctl_captures_close(d); /* detaches their probes and tells their clients */
+	if (d->heal) {
+		struct heal_env env;
+
+		heal_env_fill(d, &env, mono_us() / 1000);
+		heal_engine_close(d->heal, &env);
+	}
+	if (d->changes) {
+		safe_changes_close(d->changes);
+		free(d->changes);
+	}
 	ctl_server_close(d->ctl);
 	obs_close(d->obs);
 	fit_close(d->fit, d->mem); /* writes the open fitness buckets */
@@ -672,6 +716,12 @@ int main(int argc, char **argv)
 		err = mem_open(o->db, &d.mem);
 		if (err)
 			log_errno(err, "cannot open memory database '%s'", o->db);
+	}
+	if (!err) {
+		d.changes = malloc(sizeof(*d.changes));
+		err = d.changes ? heal_engine_open(&d.heal) : -ENOMEM;
+		if (d.changes)
+			safe_changes_init(d.changes, d.mem);
 	}
 	if (!err)
 		err = restore_state(&d);

@@ -412,6 +412,19 @@ static int value_read(const struct act_request *req, char *value, size_t size)
 	return value_ops[req->kind]->read(req, NULL, value, size);
 }
 
+int act_want(const struct act_request *req, const char *before, char *value, size_t size, char *why,
+	     size_t whysize)
+{
+	int r = act_validate(req, why, whysize);
+
+	if (r)
+		return r;
+	if (!value_ops[req->kind])
+		return act_why(why, whysize, -EOPNOTSUPP, "%s has no value",
+			       act_kind_name(req->kind));
+	return value_ops[req->kind]->want(req, before, value, size, why, whysize);
+}
+
 static void result_init(const struct act_request *req, struct act_result *res)
 {
 	memset(res, 0, sizeof(*res));

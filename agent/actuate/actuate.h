@@ -189,6 +189,11 @@ int act_validate(const struct act_request *req, char *why, size_t size);
 /* The current value as text, the way before and after are written; nothing changes.
  * -EOPNOTSUPP for SIGNAL, RESTART and PATCH. */
 int act_read(const struct act_request *req, char *value, size_t size);
+/* The value apply would write given the value before (as act_read() gives it), without
+ * touching anything: what a dry run reports and what memory fingerprints. -EOPNOTSUPP for
+ * SIGNAL, RESTART and PATCH; -EINVAL with why when impossible (above the hard limit). */
+int act_want(const struct act_request *req, const char *before, char *value, size_t size, char *why,
+	     size_t whysize);
 /* Applies req; res is always initialised (pidfd -1) and holds the reason of a failure. When
  * it fails after the write (res->applied is true), res->after is what was written and the
  * caller should act_revert().
@@ -212,5 +217,15 @@ void act_result_release(struct act_result *res);
  * count of NICE; may be NULL). 0 or -ENAMETOOLONG / -EOPNOTSUPP. */
 int act_revert_command(const struct act_request *req, const struct act_result *res,
 		       const char *value, char *buf, size_t size);
+
+/* The actuator state of an applied change (request, process and namespace identity, thread
+ * count) as one line, "v=1 kind=rlimit pid=42 start=123 resource=nofile soft=2048", for the
+ * memory's changes.act column. 0, -ENAMETOOLONG, -EINVAL, -EOPNOTSUPP (PATCH). */
+int act_spec_format(const struct act_result *res, char *buf, size_t size);
+/* Rebuilds res from such a line and the stored before and after values: applied, pidfd -1,
+ * revert_cmd set, ready for act_verify() or act_revert(). -EPROTO (another version),
+ * -EINVAL with why (malformed, unknown key, request refused by act_validate()). */
+int act_spec_parse(const char *spec, const char *before, const char *after, struct act_result *res,
+		   char *why, size_t whysize);
 
 #endif

@@ -18,7 +18,9 @@
 #include "fitness/fitness.h"
 #include "lib/log.h"
 #include "memory/memory.h"
+#include "remediate/engine.h"
 #include "remediate/runbook.h"
+#include "safety/changes.h"
 #include "safety/policy.h"
 
 #define HISTORY_DEFAULT 50
@@ -282,11 +284,53 @@ static int status_approvals(struct hs_daemon *d, struct ctl_response *r)
 	return r->err;
 }
 
+static int episode_status_row(const struct heal_status *s, void *ud)
+{
+	struct ctl_response *r = ud;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ctl_resp_row(r);
+	ctl_resp_cell_int(r, s->episode);
+	ctl_resp_cell_str(r, s->runbook);
+	ctl_resp_cell_str(r, s->target);
+	ctl_resp_cell_str(r, s->phase);
+	if (s->change_id)
+		ctl_resp_cell_int(r, s->change_id);
+	else
+		ctl_resp_cell_null(r);
+	if (s->pid)
+		ctl_resp_cell_int(r, s->pid);
+	else
+		ctl_resp_cell_null(r);
+	ctl_resp_cell_int(r, s->since_ms ? ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
+					    (int64_t)s->since_ms) /
+					       1000
+					 : 0);
+	ctl_resp_cell_str(r, s->note);
+	return r->err ? -1 : 0;
+}
+
+/* Runbooks at work now: detected, diagnosing, acting, waiting, verifying, holding. */
+static int status_episodes(struct hs_daemon *d, struct ctl_response *r)
+{
+	static const char *const cols[] = {"episode", "runbook", "target",  "phase",
+					   "change",  "pid",	 "phase_s", "last"};
+	static const enum ctl_col_type types[] = {CTL_COL_INT,	  CTL_COL_STRING, CTL_COL_STRING,
+						  CTL_COL_STRING, CTL_COL_INT,	  CTL_COL_INT,
+						  CTL_COL_INT,	  CTL_COL_STRING};
+
+	ctl_resp_table(r, "episodes", ARRAY_SIZE(cols), cols, types);
+	if (d->heal)
+		heal_engine_status(d->heal, episode_status_row, r);
+	return r->err;
+}
+
 static int cmd_status(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
 {
 	int (*const parts[])(struct hs_daemon *, struct ctl_response *) = {
-	    status_daemon,  status_collectors, status_targets,
-	    status_fitness, status_changes,    status_approvals,
+	    status_daemon,  status_collectors, status_targets,	status_fitness,
+	    status_changes, status_approvals,  status_episodes,
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++)
@@ -314,19 +358,49 @@ static int history_row(const struct mem_change *c, const struct mem_outcome *o, 
 	ctl_resp_cell_str(r, o ? o->stats_json : NULL);
 	ctl_resp_cell_str(r, c->why);
 	ctl_resp_cell_str(r, c->source);
+	if (c->episode_id)
+		ctl_resp_cell_int(r, c->episode_id);
+	else
+		ctl_resp_cell_null(r);
+	ctl_resp_cell_str(r,
+			  o && o->failure_reason && *o->failure_reason ? o->failure_reason : NULL);
 	ctl_resp_cell_str(r, c->revert);
+	return r->err;
+}
+
+static int episode_row(const struct mem_episode *e, void *ud)
+{
+	struct ctl_response *r = ud;
+	char start[32], end[32];
+
+	iso_time(e->started_at, start, sizeof(start));
+	iso_time(e->ended_at, end, sizeof(end));
+	ctl_resp_row(r);
+	ctl_resp_cell_int(r, e->id);
+	ctl_resp_cell_str(r, start);
+	ctl_resp_cell_str(r, e->ended_at ? end : NULL);
+	ctl_resp_cell_str(r, e->runbook);
+	ctl_resp_cell_str(r, e->target);
+	ctl_resp_cell_str(r, mem_episode_state_name(e->state));
+	ctl_resp_cell_str(r, e->why);
+	ctl_resp_cell_str(r, e->summary);
 	return r->err;
 }
 
 static int cmd_history(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
 {
-	static const char *const cols[] = {"id",     "time",   "kind",	"target",  "knob",
-					   "before", "after",  "state", "verdict", "stats",
-					   "why",    "source", "revert"};
+	static const char *const cols[] = {"id",     "time",   "kind",	  "target",  "knob",
+					   "before", "after",  "state",	  "verdict", "stats",
+					   "why",    "source", "episode", "outcome", "revert"};
 	static const enum ctl_col_type types[] = {
 	    CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
 	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
-	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING};
+	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING};
+	static const char *const ecols[] = {"id",     "started", "ended", "runbook",
+					    "target", "state",	 "why",	  "summary"};
+	static const enum ctl_col_type etypes[] = {CTL_COL_INT,	   CTL_COL_STRING, CTL_COL_STRING,
+						   CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
+						   CTL_COL_STRING, CTL_COL_STRING};
 	int limit = req->limit ? (int)(req->limit > HISTORY_MAX ? HISTORY_MAX : req->limit)
 			       : HISTORY_DEFAULT;
 	int n;
@@ -335,6 +409,10 @@ static int cmd_history(struct hs_daemon *d, const struct ctl_request *req, struc
 	n = mem_history(d->mem, limit, history_row, r);
 	if (n < 0 && !r->err)
 		return ctl_resp_error(r, n, "cannot read history: %s", mem_last_error(d->mem));
+	ctl_resp_table(r, "episodes", ARRAY_SIZE(ecols), ecols, etypes);
+	n = mem_episodes(d->mem, limit, false, episode_row, r);
+	if (n < 0 && !r->err)
+		return ctl_resp_error(r, n, "cannot read episodes: %s", mem_last_error(d->mem));
 	return r->err;
 }
 
@@ -375,23 +453,18 @@ static int cmd_reject(struct hs_daemon *d, const struct ctl_request *req, struct
 
 static int cmd_rollback(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
 {
-	_cleanup_(mem_change_freep) struct mem_change *c = NULL;
-	int err = mem_change_get(d->mem, req->id, &c);
+	char why[ACT_WHY_MAX + 256];
+	int err = safe_changes_rollback(d->changes, (int64_t)req->id, "operator (control socket)",
+					why, sizeof(why));
 
-	if (err == -ENOENT)
+	switch (err) {
+	case 0:
+		return ctl_resp_message(r, "change %" PRIu64 ": %s", req->id, why);
+	case -ENOENT:
 		return ctl_resp_error(r, err, "change %" PRIu64 " not found", req->id);
-	if (err)
-		return ctl_resp_error(r, err, "cannot read change %" PRIu64 ": %s", req->id,
-				      mem_last_error(d->mem));
-	if (!mem_transition_allowed(c->state, MEM_STATE_ROLLED_BACK))
-		return ctl_resp_error(r, -EINVAL,
-				      "change %" PRIu64 " is %s: only applied or kept changes can "
-				      "be rolled back",
-				      req->id, mem_state_name(c->state));
-	/* The actuators (agent/actuate/) do not exist yet, so nothing can have applied it. */
-	return ctl_resp_error(r, -EOPNOTSUPP,
-			      "no actuator for '%s' changes in this build: revert by hand with: %s",
-			      mem_kind_name(c->kind), c->revert);
+	default:
+		return ctl_resp_error(r, err, "change %" PRIu64 ": %s", req->id, why);
+	}
 }
 
 static int set_paused(struct hs_daemon *d, struct ctl_response *r, bool pause)
@@ -408,6 +481,10 @@ static int set_paused(struct hs_daemon *d, struct ctl_response *r, bool pause)
 		return ctl_resp_error(r, (int)seq, "cannot record '%s': %s", event,
 				      mem_last_error(d->mem));
 	d->paused = pause;
+	if (!pause && d->changes->gate.frozen) {
+		safe_gate_unfreeze(&d->changes->gate);
+		log_notice("storm freeze lifted by the operator");
+	}
 	if (was != pause)
 		log_notice("%s by the operator: %s", pause ? "paused" : "resumed",
 			   pause ? "no change will be proposed until resume"

@@ -8,7 +8,8 @@
  * Invariants: every state change is checked against mem_transition_allowed() inside the
  * transaction that makes it (BEGIN IMMEDIATE, so no other writer can slip in between the read
  * and the write), and writes its audit row in that transaction. Walks read every row into
- * memory before calling back, so callbacks may write to the database.
+ * memory before calling back, so callbacks may write to the database. The episode and the
+ * actuator's request (act, opaque text) are stored with the change and read back as given.
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -31,37 +32,47 @@ struct mem_change *mem_change_from_row(sqlite3_stmt *st, int col)
 	struct mem_change *c;
 	int kind = mem_kind_from_name(col_text(st, col + 4));
 	int state = mem_state_from_name(col_text(st, col + 5));
-	const char *srcs[8];
-	size_t offs[8] = {
-	    offsetof(struct mem_change, target),      offsetof(struct mem_change, knob),
-	    offsetof(struct mem_change, before),      offsetof(struct mem_change, after),
-	    offsetof(struct mem_change, why),	      offsetof(struct mem_change, source),
-	    offsetof(struct mem_change, fingerprint), offsetof(struct mem_change, revert),
+	/* The string fields and their columns (see MEM_CHANGE_COLUMNS). */
+	static const struct {
+		size_t off;
+		int col;
+	} strs[] = {
+	    {offsetof(struct mem_change, target), 6},
+	    {offsetof(struct mem_change, knob), 7},
+	    {offsetof(struct mem_change, before), 8},
+	    {offsetof(struct mem_change, after), 9},
+	    {offsetof(struct mem_change, why), 10},
+	    {offsetof(struct mem_change, source), 11},
+	    {offsetof(struct mem_change, fingerprint), 12},
+	    {offsetof(struct mem_change, revert), 13},
+	    {offsetof(struct mem_change, act), 15},
 	};
+	const char *srcs[ARRAY_SIZE(strs)];
 	size_t total = sizeof(*c);
 	char *p;
 
 	if (kind < 0 || state < 0)
 		return NULL;
-	for (int i = 0; i < 8; i++) {
-		srcs[i] = col_text(st, col + 6 + i);
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
+		srcs[i] = col_text(st, col + strs[i].col);
 		total += strlen(srcs[i]) + 1;
 	}
 	c = calloc(1, total);
 	if (!c)
 		return NULL;
 	p = (char *)(c + 1);
-	for (int i = 0; i < 8; i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
 		size_t len = strlen(srcs[i]) + 1;
 
 		memcpy(p, srcs[i], len);
-		*(const char **)((char *)c + offs[i]) = p;
+		*(const char **)((char *)c + strs[i].off) = p;
 		p += len;
 	}
 	c->id = sqlite3_column_int64(st, col);
 	c->created_at = sqlite3_column_int64(st, col + 1);
 	c->updated_at = sqlite3_column_int64(st, col + 2);
-	c->acted_at = sqlite3_column_int64(st, col + 3); /* NULL reads as 0 */
+	c->acted_at = sqlite3_column_int64(st, col + 3);    /* NULL reads as 0 */
+	c->episode_id = sqlite3_column_int64(st, col + 14); /* NULL reads as 0 */
 	c->kind = kind;
 	c->state = state;
 	return c;
@@ -125,13 +136,17 @@ static int check_text(struct mem *m, const char *what, const char *s, bool requi
 
 static int check_change(struct mem *m, const struct mem_change *c)
 {
-	static const char *const names[] = {"before", "after",	     "why",
-					    "source", "fingerprint", "revert"};
-	const char *vals[] = {c->before, c->after, c->why, c->source, c->fingerprint, c->revert};
+	static const char *const names[] = {"before",	   "after",  "why", "source",
+					    "fingerprint", "revert", "act"};
+	const char *vals[] = {c->before,      c->after,	 c->why, c->source,
+			      c->fingerprint, c->revert, c->act};
 	int r;
 
 	if (!mem_kind_name(c->kind))
 		return mem_error(m, -EINVAL, "change has unknown kind %d", (int)c->kind);
+	if (c->episode_id < 0)
+		return mem_error(m, -EINVAL, "change has a negative episode id %" PRId64,
+				 c->episode_id);
 	r = check_text(m, "target", c->target, true);
 	if (r < 0)
 		return r;
@@ -161,8 +176,8 @@ int64_t mem_change_record(struct mem *m, const struct mem_change *c, enum mem_st
 {
 	static const char sql[] =
 	    "INSERT INTO changes (created_at, updated_at, acted_at, kind, target, knob, before,"
-	    " after, why, source, fingerprint, revert, state)"
-	    " VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+	    " after, why, source, fingerprint, revert, state, episode_id, act)"
+	    " VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	char fp[1024], event[64];
 	_cleanup_free_ char *detail = NULL;
@@ -216,6 +231,8 @@ int64_t mem_change_record(struct mem *m, const struct mem_change *c, enum mem_st
 	mem_bind_text(st, 10, fingerprint);
 	mem_bind_text(st, 11, c->revert);
 	mem_bind_text(st, 12, mem_state_name(initial));
+	mem_bind_id(st, 13, c->episode_id);
+	mem_bind_text(st, 14, c->act);
 	r = mem_step_done(m, st, "cannot insert change");
 	if (r < 0)
 		goto fail;
@@ -319,6 +336,58 @@ int mem_change_set_state(struct mem *m, int64_t id, enum mem_state to, const cha
 		goto fail;
 	}
 	r = mem_change_move(m, id, from, to, actor, note);
+	if (r < 0)
+		goto fail;
+	return mem_tx_commit(m);
+fail:
+	mem_tx_rollback(m);
+	return r;
+}
+
+int mem_change_applied(struct mem *m, int64_t id, const char *before, const char *after,
+		       const char *revert, const char *act, const char *note)
+{
+	static const char sql[] = "UPDATE changes SET before = ?1, after = ?2, revert = ?3,"
+				  " act = ?4 WHERE id = ?5 AND state = 'INTENT'";
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int from, r;
+
+	if (!m)
+		return -EINVAL;
+	if ((r = check_text(m, "before", before, false)) < 0 ||
+	    (r = check_text(m, "after", after, false)) < 0 ||
+	    (r = check_text(m, "revert", revert, false)) < 0 ||
+	    (r = check_text(m, "act", act, false)) < 0 ||
+	    (r = check_text(m, "note", note, false)) < 0)
+		return r;
+	r = mem_tx_begin(m);
+	if (r < 0)
+		return r;
+	from = read_state(m, id);
+	if (from < 0) {
+		r = from;
+		goto fail;
+	}
+	if (from != MEM_STATE_INTENT) {
+		r = mem_error(m, -EINVAL, "change %" PRId64 " is %s, not INTENT", id,
+			      mem_state_name(from));
+		goto fail;
+	}
+	st = mem_stmt(m, sql);
+	if (!st) {
+		r = mem_stmt_error(m);
+		goto fail;
+	}
+	sqlite3_bind_text(st, 1, before ? before : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, revert ? revert : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, act ? act : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, id);
+	r = mem_step_done(m, st, "cannot record what was applied");
+	if (r < 0)
+		goto fail;
+	r = mem_change_move(m, id, MEM_STATE_INTENT, MEM_STATE_APPLIED, "homeostat",
+			    note && *note ? note : "applied");
 	if (r < 0)
 		goto fail;
 	return mem_tx_commit(m);
@@ -567,6 +636,37 @@ int mem_changes_unconcluded(struct mem *m, int (*cb)(const struct mem_change *c,
 	st = mem_stmt(m, sql);
 	if (!st)
 		return mem_stmt_error(m);
+	r = rows_read(m, st, false, &rs);
+	sqlite3_reset(st);
+	for (size_t i = 0; r == 0 && i < rs.n; i++) {
+		int k = cb(rs.v[i].c, ud);
+
+		if (k < 0)
+			r = k;
+	}
+	if (r == 0)
+		r = (int)rs.n;
+	rows_free(&rs);
+	return r;
+}
+
+int mem_changes_by_state(struct mem *m, enum mem_state state,
+			 int (*cb)(const struct mem_change *c, void *ud), void *ud)
+{
+	static const char sql[] = "SELECT " MEM_CHANGE_COLUMNS " FROM changes c"
+				  " WHERE c.state = ?1 ORDER BY c.id";
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	struct rows rs = {0};
+	int r;
+
+	if (!m || !cb)
+		return -EINVAL;
+	if (!mem_state_name(state))
+		return mem_error(m, -EINVAL, "unknown state %d", (int)state);
+	st = mem_stmt(m, sql);
+	if (!st)
+		return mem_stmt_error(m);
+	mem_bind_text(st, 1, mem_state_name(state));
 	r = rows_read(m, st, false, &rs);
 	sqlite3_reset(st);
 	for (size_t i = 0; r == 0 && i < rs.n; i++) {

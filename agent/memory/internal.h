@@ -15,7 +15,7 @@
 
 #include "memory/memory.h"
 
-#define MEM_STMT_CACHE	    48
+#define MEM_STMT_CACHE	    64
 #define MEM_BUSY_TIMEOUT_MS 5000
 
 struct mem_stmt_slot {
@@ -100,8 +100,8 @@ int mem_change_move(struct mem *m, int64_t id, enum mem_state from, enum mem_sta
 /* Column list of a change, for SELECT ... and mem_change_from_row(). */
 #define MEM_CHANGE_COLUMNS                                                                         \
 	"c.id, c.created_at, c.updated_at, c.acted_at, c.kind, c.state, c.target, c.knob, "        \
-	"c.before, c.after, c.why, c.source, c.fingerprint, c.revert"
-#define MEM_CHANGE_NCOLUMNS 14
+	"c.before, c.after, c.why, c.source, c.fingerprint, c.revert, c.episode_id, c.act"
+#define MEM_CHANGE_NCOLUMNS 16
 #define MEM_OUTCOME_COLUMNS                                                                        \
 	"o.id, o.change_id, o.at, o.fitness_before, o.fitness_after, o.verdict, o.stats, "         \
 	"o.result, o.failure_reason"

@@ -52,6 +52,16 @@ static const char *const approval_names[MEM_APPROVAL_COUNT] = {
     [MEM_APPROVAL_EXPIRED] = "EXPIRED",
 };
 
+static const char *const episode_names[MEM_EPISODE_COUNT] = {
+    [MEM_EPISODE_OPEN] = "OPEN",
+    [MEM_EPISODE_RESOLVED] = "RESOLVED",
+    [MEM_EPISODE_UNRESOLVED] = "UNRESOLVED",
+    [MEM_EPISODE_CLEARED] = "CLEARED",
+    [MEM_EPISODE_REFUSED] = "REFUSED",
+    [MEM_EPISODE_DRY_RUN] = "DRY_RUN",
+    [MEM_EPISODE_ABORTED] = "ABORTED",
+};
+
 /* transitions[from] is the set of states mem_change_set_state() may move a change to.
  * PENDING_APPROVAL is absent on both sides: only approvals.c moves a change in or out. */
 #define S(x) (1u << MEM_STATE_##x)
@@ -108,6 +118,11 @@ const char *mem_approval_state_name(enum mem_approval_state s)
 	return name_of(approval_names, MEM_APPROVAL_COUNT, s);
 }
 
+const char *mem_episode_state_name(enum mem_episode_state s)
+{
+	return name_of(episode_names, MEM_EPISODE_COUNT, s);
+}
+
 int mem_kind_from_name(const char *name)
 {
 	return value_of(kind_names, MEM_KIND_COUNT, name);
@@ -131,6 +146,11 @@ int mem_result_from_name(const char *name)
 int mem_approval_state_from_name(const char *name)
 {
 	return value_of(approval_names, MEM_APPROVAL_COUNT, name);
+}
+
+int mem_episode_state_from_name(const char *name)
+{
+	return value_of(episode_names, MEM_EPISODE_COUNT, name);
 }
 
 bool mem_transition_allowed(enum mem_state from, enum mem_state to)

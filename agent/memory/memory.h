@@ -10,7 +10,8 @@
  *   COMMIT) together with its audit row: when it returns 0 (or an id) the record is durable
  *   (WAL, synchronous=FULL); when it returns -errno nothing was written.
  * - The audit trail, the outcomes and the changes are append-only: triggers refuse UPDATE
- *   and DELETE of audit and outcomes rows and DELETE of changes and approvals rows.
+ *   and DELETE of audit, outcomes and diagnoses rows, DELETE of changes, approvals and
+ *   episodes rows, and any UPDATE of an episode once it has ended.
  * - The fitness history is a measurement, not a decision: it has no audit rows, and old rows
  *   are pruned (mem_fitness_prune()); every other rule above holds for it.
  * - A change moves only along the state machine below; anything else is -EINVAL.
@@ -38,10 +39,18 @@
  *   FAILED            applying or reverting failed
  *   DENIED            refused by the policy, an operator, or an approval that expired
  *
+ * Episodes: one firing of a runbook on a target, from detection to its end. An episode is
+ * OPEN while the runbook works on it and ends exactly once, in one of the other states; the
+ * changes it made (mem_change.episode_id) and the diagnoses captured (mem_diagnosis_add())
+ * name it. At start the daemon aborts the episodes of the previous run
+ * (mem_episodes_abort_open()): nothing can carry them on.
+ *
  * Errors: -EINVAL (bad argument, illegal transition, constraint), -EEXIST (unique
- * constraint), -ENOENT (no such row), -EBUSY (database locked past the busy timeout),
- * -ENOMEM, -ENOSPC, -EPROTO (database written by a newer homeostat), -EIO (anything else
- * from sqlite). mem_last_error() then says what failed, for the caller to log.
+ * constraint), -ENOENT (no such row), -E2BIG (a string or text over its maximum), -EBUSY
+ * (database locked past the busy timeout), -ENOMEM, -ENOSPC (disk full, or an episode's
+ * summary full), -EBADMSG (a stored diagnosis does not decompress to its size), -EPROTO
+ * (database written by a newer homeostat), -EIO (anything else from sqlite).
+ * mem_last_error() then says what failed, for the caller to log.
  */
 #ifndef HS_MEMORY_H
 #define HS_MEMORY_H
@@ -55,7 +64,7 @@
 struct mem;
 
 /* Schema version this code writes (PRAGMA user_version). */
-#define MEM_SCHEMA_VERSION 2
+#define MEM_SCHEMA_VERSION 3
 /* Longest string field accepted (target, knob, before, after, why, ...), in bytes. */
 #define MEM_TEXT_MAX 65536
 /* Buffer sizes that always suffice for mem_host_kernel() and mem_host_class(). */
@@ -63,6 +72,8 @@ struct mem;
 #define MEM_HOST_CLASS_MAX 64
 /* Buffer size that suffices for mem_should_attempt()'s reason. */
 #define MEM_WHY_MAX 1024
+/* Longest diagnosis text accepted by mem_diagnosis_add(), in bytes (before compression). */
+#define MEM_DIAGNOSIS_MAX (16 * 1024 * 1024)
 
 enum mem_kind {
 	MEM_KIND_RLIMIT,
@@ -114,9 +125,11 @@ enum mem_approval_state {
 };
 
 /* One change to the host. As input (mem_change_record/intent) only kind, target, knob,
- * before, after, why, source, revert and fingerprint are read; NULL strings are stored as "",
- * except target and knob, which must not be empty. A NULL or empty fingerprint is computed
- * by mem_fingerprint() from kind, target, knob, after and this host's kernel and class. */
+ * before, after, why, source, revert, fingerprint, episode_id and act are read; NULL strings
+ * are stored as "", except target and knob, which must not be empty. A NULL or empty
+ * fingerprint is computed by mem_fingerprint() from kind, target, knob, after and this host's
+ * kernel and class. episode_id 0 is none; any other must name an episode (else -EINVAL). As
+ * output (mem_change_get() and every walk) all fields are set, act to "" when there is none. */
 struct mem_change {
 	int64_t id;
 	int64_t created_at;
@@ -132,6 +145,9 @@ struct mem_change {
 	const char *source;	 /* runbook or tuner id, e.g. "runbook:fd-exhaustion" */
 	const char *fingerprint; /* see mem_fingerprint() */
 	const char *revert;	 /* the command that reverts it, for humans */
+	int64_t episode_id;	 /* the episode that made it; 0 if none */
+	const char *act;	 /* the actuator's request as text, for a later process to rebuild
+				  * and revert it; opaque here, "" if none */
 };
 
 /* The statistics of the verdict go in stats_json as one JSON object, e.g.
@@ -172,6 +188,33 @@ struct mem_candidate {
 	const char *host_class; /* mem_host_class() */
 };
 
+/* How an episode ended (stored as the UPPER_CASE names). OPEN: it has not. */
+enum mem_episode_state {
+	MEM_EPISODE_OPEN,
+	MEM_EPISODE_RESOLVED,	/* the runbook acted and the condition cleared */
+	MEM_EPISODE_UNRESOLVED, /* the runbook did what it could; the condition stayed */
+	MEM_EPISODE_CLEARED,	/* the condition cleared by itself before anything was done */
+	MEM_EPISODE_REFUSED,	/* the policy, an operator or the memory refused the action */
+	MEM_EPISODE_DRY_RUN,	/* the action was only recorded (PROPOSED) */
+	MEM_EPISODE_ABORTED,	/* the daemon stopped (or crashed) while it was open */
+	MEM_EPISODE_COUNT,
+};
+
+/* One episode. ended_at is 0 while state is OPEN. why is the detection's explanation;
+ * summary is what happened, the notes joined by "; " ("" before the first). */
+struct mem_episode {
+	int64_t id;
+	const char *runbook; /* runbook id, e.g. "fd-exhaustion" */
+	const char *target;  /* service or "host" */
+	int64_t pid;	     /* the process concerned; 0 if none */
+	int64_t started_at;
+	int64_t updated_at;
+	int64_t ended_at;
+	enum mem_episode_state state;
+	const char *why;
+	const char *summary;
+};
+
 /* For `homeostat status` and the policy budgets. */
 struct mem_counts {
 	int64_t changes_last_hour; /* changes that entered INTENT in the hour before now */
@@ -202,6 +245,11 @@ int64_t mem_change_intent(struct mem *m, const struct mem_change *c);
  * any into or out of PENDING_APPROVAL: use the mem_approval_* functions). */
 int mem_change_set_state(struct mem *m, int64_t id, enum mem_state to, const char *actor,
 			 const char *note);
+/* INTENT -> APPLIED, replacing before, after, revert and act with what the actuator found and
+ * left (the intent holds what was read and wanted before acting), with an audit row (actor
+ * "homeostat", the note or "applied"), in one transaction. -EINVAL unless INTENT. */
+int mem_change_applied(struct mem *m, int64_t id, const char *before, const char *after,
+		       const char *revert, const char *act, const char *note);
 /* A heap copy of change id (one allocation: free() it, or mem_change_free()). -ENOENT. */
 int mem_change_get(struct mem *m, int64_t id, struct mem_change **out);
 void mem_change_free(struct mem_change *c);
@@ -254,12 +302,79 @@ int mem_audit_last_of(struct mem *m, const char *event_a, const char *event_b, c
  * -errno. */
 int mem_changes_unconcluded(struct mem *m, int (*cb)(const struct mem_change *c, void *ud),
 			    void *ud);
+/* Calls cb for every change in state, oldest first (e.g. APPROVED: the daemon applies what
+ * operators approved, in the order they were proposed). Same return and re-entrancy rules
+ * as above: cb may move the change (mem_change_set_state()). -EINVAL: unknown state. */
+int mem_changes_by_state(struct mem *m, enum mem_state state,
+			 int (*cb)(const struct mem_change *c, void *ud), void *ud);
 /* Calls cb for the newest limit changes (all if limit <= 0), newest first, each with its
  * latest outcome (NULL if none). Same return and re-entrancy rules as above. */
 int mem_history(struct mem *m, int limit,
 		int (*cb)(const struct mem_change *c, const struct mem_outcome *o, void *ud),
 		void *ud);
 int mem_counts(struct mem *m, int64_t now, struct mem_counts *out);
+
+/* Episodes. now is the episode's time (started_at, updated_at, ended_at); the audit rows have
+ * the time they were written, like every other. The actor of the audit rows is
+ * "runbook:<runbook>" (mem_episodes_abort_open(): "homeostatd"), their change_id none, and
+ * their detail begins "episode N".
+ *
+ * Opens an episode of runbook on target (both non-empty) for process pid (0: none, never
+ * negative), with the detection's explanation why (may be NULL), and its audit row
+ * "episode.open" ("episode N on TARGET: WHY", or without ": WHY" when why is empty). -E2BIG: a
+ * string longer than MEM_TEXT_MAX. Returns the id (> 0) or -errno. */
+int64_t mem_episode_open(struct mem *m, const char *runbook, const char *target, int64_t pid,
+			 const char *why, int64_t now);
+/* Appends the formatted text (non-empty) to the summary of episode id ("; " between notes)
+ * and sets its updated_at, with the audit row "episode.note" ("episode N: TEXT").
+ * -ENOENT: no such episode; -EINVAL: it has ended, or the text is empty; -ENOSPC: the
+ * summary would grow past MEM_TEXT_MAX (nothing is written: the episode can still be
+ * closed). */
+int mem_episode_note(struct mem *m, int64_t id, int64_t now, const char *fmt, ...) HS_PRINTF(4, 5);
+/* Ends episode id in state (any but OPEN) at now, appending note (NULL or "": none) to its
+ * summary, with the audit row "episode.<state in lowercase>" (e.g. "episode.resolved",
+ * "episode N: NOTE"). Never fails for a full summary: past MEM_TEXT_MAX the older summary is
+ * cut and marked with "…" so that the note still fits. -ENOENT: no such episode; -EINVAL:
+ * state is OPEN or unknown, or the episode has already ended (an episode ends once); -E2BIG:
+ * note is longer than MEM_TEXT_MAX. */
+int mem_episode_close(struct mem *m, int64_t id, enum mem_episode_state state, int64_t now,
+		      const char *note);
+/* Calls cb for the newest limit episodes (all if limit <= 0), only the OPEN ones if
+ * open_only, newest first. Returns the number of calls, cb's first negative value, or
+ * -errno; the rows are read before the first call, so cb may write. */
+int mem_episodes(struct mem *m, int limit, bool open_only,
+		 int (*cb)(const struct mem_episode *e, void *ud), void *ud);
+/* A heap copy of episode id (one allocation: free() it). -ENOENT. */
+int mem_episode_get(struct mem *m, int64_t id, struct mem_episode **out);
+/* Ends every OPEN episode as ABORTED at now with note (as mem_episode_close() does), in one
+ * transaction: at start, as the episodes of a previous run cannot go on. Returns how many,
+ * or -errno (then none was). */
+int mem_episodes_abort_open(struct mem *m, int64_t now, const char *note);
+
+/* Diagnoses: what was captured during an episode (an fd table, an allocation profile), as
+ * text of up to MEM_DIAGNOSIS_MAX bytes stored zlib-compressed, with a one-line summary.
+ * Append-only; the audit rows' actor is the episode's runbook. An episode that has ended may
+ * still receive one (a capture may finish after the episode did).
+ *
+ * Stores len bytes of text (any bytes; NULL only when len is 0) of kind (non-empty, e.g.
+ * "fd_table", "alloc_profile") with summary (may be NULL) for episode_id, captured at now,
+ * with the audit row "diagnosis.add" (kind, summary, raw and compressed sizes). -ENOENT: no
+ * such episode; -E2BIG: len over MEM_DIAGNOSIS_MAX. Returns the id (> 0) or -errno. */
+int64_t mem_diagnosis_add(struct mem *m, int64_t episode_id, int64_t now, const char *kind,
+			  const char *summary, const void *text, size_t len);
+/* Decompresses diagnosis id into *text (len bytes, then a NUL not counted in len) and copies
+ * its kind and summary; kind and summary may be NULL if unwanted. The caller frees every
+ * string it got. On error every output is NULL (or 0). -ENOENT: no such diagnosis;
+ * -EBADMSG: the stored data does not decompress to exactly its recorded size. */
+int mem_diagnosis_get(struct mem *m, int64_t id, char **text, size_t *len, char **kind,
+		      char **summary);
+/* Calls cb for every diagnosis of episode_id, oldest first, with its sizes before and after
+ * compression; the text itself is not read (mem_diagnosis_get()). An unknown episode has
+ * none. Returns the number of calls, cb's first negative value, or -errno; cb may write. */
+int mem_diagnoses(struct mem *m, int64_t episode_id,
+		  int (*cb)(int64_t id, int64_t at, const char *kind, const char *summary,
+			    size_t raw_size, size_t stored_size, void *ud),
+		  void *ud);
 
 /* The stable, human-readable fingerprint of a candidate, "kind|target|knob|value|kernel|class":
  *
@@ -329,11 +444,13 @@ const char *mem_state_name(enum mem_state s);
 const char *mem_verdict_name(enum mem_verdict v);
 const char *mem_result_name(enum mem_result r);
 const char *mem_approval_state_name(enum mem_approval_state s);
+const char *mem_episode_state_name(enum mem_episode_state s);
 int mem_kind_from_name(const char *name);
 int mem_state_from_name(const char *name);
 int mem_verdict_from_name(const char *name);
 int mem_result_from_name(const char *name);
 int mem_approval_state_from_name(const char *name);
+int mem_episode_state_from_name(const char *name);
 /* Whether mem_change_set_state() allows from -> to. */
 bool mem_transition_allowed(enum mem_state from, enum mem_state to);
 

@@ -13,6 +13,7 @@
  *   history cannot be erased: audit and outcomes refuse UPDATE and DELETE, changes and
  *   approvals refuse DELETE (RAISE(ABORT), which sqlite reports as a constraint error).
  *   The fitness history (2) is measurements, downsampled, and pruned after its retention.
+ *   Episodes (3) refuse DELETE, and UPDATE once ended; diagnoses refuse UPDATE and DELETE.
  */
 #include "lib/log.h"
 #include "memory/internal.h"
@@ -110,9 +111,63 @@ static const char migration_2[] =
     "CREATE INDEX fitness_target_end ON fitness (target, end_at);"
     "CREATE INDEX fitness_end ON fitness (end_at);";
 
+/* 3: episodes (one firing of a runbook on a target, from detection to its end), the
+ * diagnoses captured during them (zlib-compressed text), and two columns of changes: the
+ * episode a change belongs to and the actuator's request as opaque text (act), so that a
+ * later process can rebuild the request and revert the change. An episode is written while
+ * it runs (summary, updated_at) and is final once ended_at is set; its identity (runbook,
+ * target, pid, started_at, why) never changes. CHECK: ended_at is set exactly when the state
+ * is not OPEN. ADD COLUMN ... REFERENCES needs a NULL default: NULL is "no episode". */
+static const char migration_3[] =
+    "CREATE TABLE episodes ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  runbook TEXT NOT NULL CHECK (runbook <> ''),"
+    "  target TEXT NOT NULL CHECK (target <> ''),"
+    "  pid INTEGER NOT NULL DEFAULT 0 CHECK (pid >= 0)," /* 0: none */
+    "  started_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  ended_at INTEGER,"
+    "  state TEXT NOT NULL CHECK (state IN ('OPEN', 'RESOLVED', 'UNRESOLVED', 'CLEARED',"
+    "    'REFUSED', 'DRY_RUN', 'ABORTED')),"
+    "  why TEXT NOT NULL DEFAULT '',"
+    "  summary TEXT NOT NULL DEFAULT '',"
+    "  CHECK ((state = 'OPEN') = (ended_at IS NULL))"
+    ") STRICT;"
+    "CREATE INDEX episodes_open ON episodes (id) WHERE ended_at IS NULL;"
+    "CREATE TRIGGER episodes_no_delete BEFORE DELETE ON episodes"
+    "  BEGIN SELECT RAISE(ABORT, 'episodes are never deleted'); END;"
+    "CREATE TRIGGER episodes_ended_final BEFORE UPDATE ON episodes"
+    "  WHEN OLD.ended_at IS NOT NULL"
+    "  BEGIN SELECT RAISE(ABORT, 'an ended episode is final'); END;"
+    "CREATE TRIGGER episodes_identity BEFORE UPDATE ON episodes"
+    "  WHEN NEW.id IS NOT OLD.id OR NEW.runbook IS NOT OLD.runbook"
+    "    OR NEW.target IS NOT OLD.target OR NEW.pid IS NOT OLD.pid"
+    "    OR NEW.started_at IS NOT OLD.started_at OR NEW.why IS NOT OLD.why"
+    "  BEGIN SELECT RAISE(ABORT, 'the identity of an episode never changes'); END;"
+
+    "CREATE TABLE diagnoses ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  episode_id INTEGER NOT NULL REFERENCES episodes (id),"
+    "  at INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind <> ''),"
+    "  summary TEXT NOT NULL DEFAULT '',"
+    "  raw_size INTEGER NOT NULL CHECK (raw_size >= 0)," /* bytes of the text */
+    "  data BLOB NOT NULL"				 /* zlib (compress2) of the text */
+    ") STRICT;"
+    "CREATE INDEX diagnoses_episode ON diagnoses (episode_id, id);"
+    "CREATE TRIGGER diagnoses_no_update BEFORE UPDATE ON diagnoses"
+    "  BEGIN SELECT RAISE(ABORT, 'diagnoses are append-only'); END;"
+    "CREATE TRIGGER diagnoses_no_delete BEFORE DELETE ON diagnoses"
+    "  BEGIN SELECT RAISE(ABORT, 'diagnoses are append-only'); END;"
+
+    "ALTER TABLE changes ADD COLUMN episode_id INTEGER REFERENCES episodes (id);"
+    "ALTER TABLE changes ADD COLUMN act TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX changes_episode ON changes (episode_id);";
+
 const struct mem_migration mem_migrations[] = {
     {1, migration_1},
     {2, migration_2},
+    {3, migration_3},
 };
 const size_t mem_migrations_count = ARRAY_SIZE(mem_migrations);
 

@@ -23,8 +23,10 @@
 #define MS_DAY	86400000LL
 
 const char *const heal_op_names[] = {">", ">=", "<", "<=", "==", "!=", NULL};
+const char *const heal_subject_names[] = {"self", "cpu_hog", NULL};
+const char *const heal_revert_names[] = {"never", "when_cleared", "when_idle", NULL};
 const char *const heal_capture_names[] = {
-    "cpu_profile", "alloc_profile", "func_latency", "error_stacks", "fd_table", NULL,
+    "cpu_profile", "alloc_profile", "func_latency", "crash_report", "fd_table", NULL,
 };
 const char *const heal_action_names[] = {
     "rlimit_nofile",
@@ -677,6 +679,22 @@ static const struct sch_field step_fields[] = {
      .max = SAFE_NAME_MAX,
      .doc = "action class of the policy: decides approval"},
     {.name = "params", .type = SCH_CUSTOM, .doc = "parameters of the action"},
+    {.name = "subject",
+     .type = SCH_ENUM,
+     .offset = offsetof(struct heal_step, subject),
+     .def = "self",
+     .names = heal_subject_names,
+     .doc = "self: the target's process the action picks (most descriptors for "
+	    "rlimit_nofile, most CPU for nice, the largest for the others); cpu_hog: the "
+	    "process using the most CPU outside the target (never a protected one)"},
+    {.name = "revert",
+     .type = SCH_ENUM,
+     .offset = offsetof(struct heal_step, revert),
+     .def = "never",
+     .names = heal_revert_names,
+     .doc = "when a kept change is undone: never (an operator may), when_cleared (the "
+	    "detect block cleared), when_idle (its process uses under 5% of a CPU for 10 s, "
+	    "or exited)"},
     {.name = "why",
      .type = SCH_STRING,
      .offset = offsetof(struct heal_step, why),

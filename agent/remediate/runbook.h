@@ -70,7 +70,7 @@ enum heal_capture_kind {
 	HEAL_CAPTURE_CPU_PROFILE,
 	HEAL_CAPTURE_ALLOC_PROFILE,
 	HEAL_CAPTURE_FUNC_LATENCY,
-	HEAL_CAPTURE_ERROR_STACKS,
+	HEAL_CAPTURE_CRASH_REPORT, /* fatal signals and exits of the window, last CPU profile */
 	HEAL_CAPTURE_FD_TABLE,
 };
 
@@ -134,8 +134,23 @@ struct heal_alert_params {
 	char *message;
 };
 
+/* Which process a step acts on. */
+enum heal_subject {
+	HEAL_SUBJECT_SELF,    /* the target's process the action's rule picks (runbook.c) */
+	HEAL_SUBJECT_CPU_HOG, /* the process using the most CPU outside the target */
+};
+
+/* When a kept step is undone. */
+enum heal_revert {
+	HEAL_REVERT_NEVER,	  /* stays until an operator rolls it back */
+	HEAL_REVERT_WHEN_CLEARED, /* once the detect block clears */
+	HEAL_REVERT_WHEN_IDLE,	  /* once its process uses little CPU (the hog is gone) */
+};
+
 struct heal_step {
-	int action; /* enum heal_action_kind */
+	int action;  /* enum heal_action_kind */
+	int subject; /* enum heal_subject */
+	int revert;  /* enum heal_revert */
 	char *class_name;
 	struct heal_pos class_pos;
 	char *why;
@@ -231,6 +246,8 @@ extern const char *const heal_op_names[];      /* ">", ">=", "<", "<=", "==", "!
 extern const char *const heal_capture_names[]; /* "cpu_profile", ... */
 extern const char *const heal_action_names[];  /* "rlimit_nofile", ... */
 extern const char *const heal_signal_names[];  /* "SIGHUP", ... */
+extern const char *const heal_subject_names[]; /* "self", "cpu_hog" */
+extern const char *const heal_revert_names[];  /* "never", "when_cleared", "when_idle" */
 extern const struct sch_struct heal_runbook_schema;
 
 #endif

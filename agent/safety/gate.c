@@ -558,6 +558,8 @@ static int rule_class(struct gate_ctx *g)
 		return decide(g->out, SAFE_DENY, SAFE_RULE_CLASS,
 			      "denied: action class '%s' is not in the policy", name);
 	kinds[g->p->req.kind].describe(g->p, what, sizeof(what));
+	if (g->p->approved && c->approval != SAFE_APPROVAL_NONE)
+		return decide(g->out, SAFE_ALLOW, SAFE_RULE_NONE, "allowed: %s (approved)", what);
 	switch (c->approval) {
 	case SAFE_APPROVAL_NOTIFY:
 		fmt_duration(c->delay_ms, dur, sizeof(dur));

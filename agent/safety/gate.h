@@ -36,9 +36,10 @@
  *                failure cooldown_ms * backoff^failures (at most cooldown_max_ms); then
  *      flapping  at most flap_changes changes (rollbacks included) to one target within
  *                flap_window_ms
- *   9. class     the proposal's action class must be in the policy: approval none is
- *                SAFE_ALLOW, notify SAFE_NOTIFY_THEN_ALLOW (out.not_before_ms), require
- *                SAFE_NEED_APPROVAL (out.expires_at_ms: the class ttl, else approvals.ttl)
+ *   9. class     the proposal's action class must be in the policy: approval none, or a
+ *                proposal already approved (p.approved), is SAFE_ALLOW, notify
+ * SAFE_NOTIFY_THEN_ALLOW (out.not_before_ms), require SAFE_NEED_APPROVAL (out.expires_at_ms: the
+ * class ttl, else approvals.ttl)
  *
  * Invariants: the state is a flat struct without pointers (zeroed, then safe_gate_init());
  * a check never changes it; times shown in reasons are UTC (HH:MM:SS).
@@ -105,6 +106,8 @@ struct safe_proposal {
 	int64_t now_ms;		  /* wall clock, ms since the epoch */
 	int processes;		  /* blast radius: processes the change touches */
 	int targets;		  /* blast radius: targets the change touches (0 counts as 1) */
+	bool approved; /* approved (by an operator, or the notify delay passed): the class rule
+			* allows; every other rule still applies */
 };
 
 struct safe_decision_out {

@@ -77,10 +77,10 @@ else
 fi
 
 res=$(timeout 60 sqlite3 "$db" 'PRAGMA journal_mode; PRAGMA user_version' 2>&1 | tr '\n' ' ')
-if [ "$res" = "wal 2 " ]; then
-	pass "journal_mode wal, schema version 2"
+if [ "$res" = "wal 3 " ]; then
+	pass "journal_mode wal, schema version 3"
 else
-	fail "journal_mode and user_version: '$res', expected 'wal 2'"
+	fail "journal_mode and user_version: '$res', expected 'wal 3'"
 fi
 
 # Every id printed as committed, in every round, is in the database.

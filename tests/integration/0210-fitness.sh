@@ -81,7 +81,7 @@ check "daemon stops cleanly" t_stop
 
 # 5. The history: downsampled rows in the database, written at the latest at the stop.
 q() { timeout 60 sqlite3 "$T_DB" "$1" 2>&1; }
-check "schema version 2" test "$(q 'PRAGMA user_version')" = 2
+check "schema version 3" test "$(q 'PRAGMA user_version')" = 3
 rows=$(q "SELECT count(*) FROM fitness WHERE target = 'fitsvc'")
 echo "fitness rows of fitsvc: $rows"
 q "SELECT start_at, end_at, samples, scored, round(score_min, 3), round(score_avg, 3),

@@ -1,5 +1,6 @@
 /* test_memory.c - unit tests of agent/memory/: schema and migrations, the change state
- * machine, the audit trail, approvals, fingerprints and should_attempt, history.
+ * machine, the audit trail, approvals, fingerprints and should_attempt, history, episodes and
+ * their diagnoses, a change's episode and act.
  *
  * No root needed: each test gets a fresh directory under /tmp and a fake clock, so that every
  * id, state, timestamp and audit row can be asserted exactly. A second, raw sqlite connection
@@ -136,7 +137,7 @@ static void test_open_creates_schema(void **state)
 	open_db(f);
 	umask(old);
 	assert_int_equal(mem_schema_version(f->m), MEM_SCHEMA_VERSION);
-	assert_int_equal(MEM_SCHEMA_VERSION, 2);
+	assert_int_equal(MEM_SCHEMA_VERSION, 3);
 	assert_string_equal(mem_last_error(f->m), "");
 	assert_int_equal(stat(f->path, &stb), 0);
 	assert_int_equal(stb.st_mode & 07777, 0600);
@@ -155,13 +156,15 @@ static void test_open_creates_schema(void **state)
 		  "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
 		  " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
 		  out, sizeof(out));
-	assert_string_equal(out, "approvals,audit,changes,fitness,outcomes");
+	assert_string_equal(out, "approvals,audit,changes,diagnoses,episodes,fitness,outcomes");
 	raw_query(f->path,
 		  "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
 		  " WHERE type = 'trigger' ORDER BY name)",
 		  out, sizeof(out));
 	assert_string_equal(out, "approvals_no_delete,audit_no_delete,audit_no_update,"
-				 "changes_no_delete,outcomes_no_delete,outcomes_no_update");
+				 "changes_no_delete,diagnoses_no_delete,diagnoses_no_update,"
+				 "episodes_ended_final,episodes_identity,episodes_no_delete,"
+				 "outcomes_no_delete,outcomes_no_update");
 
 	/* Reopening keeps the version and the data. */
 	assert_int_equal(mem_change_intent(f->m, &somaxconn), 1);
@@ -179,7 +182,7 @@ static void test_newer_database_refused(void **state)
 	open_db(f);
 	mem_close(f->m);
 	f->m = NULL;
-	assert_int_equal(raw_exec(f->path, "PRAGMA user_version = 3", NULL, 0), SQLITE_OK);
+	assert_int_equal(raw_exec(f->path, "PRAGMA user_version = 4", NULL, 0), SQLITE_OK);
 	assert_int_equal(mem_open(f->path, &m), -EPROTO);
 	assert_null(m);
 }
@@ -200,10 +203,11 @@ static void test_open_refuses_symlink(void **state)
 static void test_migration_mechanism(void **state)
 {
 	struct fixture *f = *state;
-	const struct mem_migration three[] = {
+	const struct mem_migration four[] = {
 	    mem_migrations[0],
 	    mem_migrations[1],
-	    {3, "CREATE TABLE later (at INTEGER NOT NULL, target TEXT, value REAL)"},
+	    mem_migrations[2],
+	    {4, "CREATE TABLE later (at INTEGER NOT NULL, target TEXT, value REAL)"},
 	};
 	const struct mem_migration broken[] = {
 	    mem_migrations[0],
@@ -225,9 +229,9 @@ static void test_migration_mechanism(void **state)
 	assert_int_equal(mem_open_migrations(f->path, gap, 2, &m), -EINVAL);
 	assert_null(m);
 
-	/* Version 1 -> 3 by the newer list, then the older code refuses it. */
-	assert_int_equal(mem_open_migrations(f->path, three, 3, &m), 0);
-	assert_int_equal(mem_schema_version(m), 3);
+	/* Version 1 -> 4 by the newer list, then the older code refuses it. */
+	assert_int_equal(mem_open_migrations(f->path, four, 4, &m), 0);
+	assert_int_equal(mem_schema_version(m), 4);
 	mem_close(m);
 	raw_query(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'later'", out,
 		  sizeof(out));
@@ -235,8 +239,8 @@ static void test_migration_mechanism(void **state)
 	assert_int_equal(mem_open(f->path, &m), -EPROTO);
 	assert_null(m);
 	/* The same list again migrates nothing. */
-	assert_int_equal(mem_open_migrations(f->path, three, 3, &m), 0);
-	assert_int_equal(mem_schema_version(m), 3);
+	assert_int_equal(mem_open_migrations(f->path, four, 4, &m), 0);
+	assert_int_equal(mem_schema_version(m), 4);
 	mem_close(m);
 }
 
@@ -808,6 +812,672 @@ static void test_history_and_reconcile(void **state)
 	assert_int_equal(counts.active, 0);
 }
 
+/* Episodes */
+
+struct ep_seen {
+	int n;
+	int64_t ids[16];
+	enum mem_episode_state states[16];
+	struct mem *m; /* if set, the callback writes a note */
+	int stop_after;
+};
+
+static int on_episode(const struct mem_episode *e, void *ud)
+{
+	struct ep_seen *s = ud;
+
+	s->ids[s->n] = e->id;
+	s->states[s->n++] = e->state;
+	assert_int_equal(e->ended_at == 0, e->state == MEM_EPISODE_OPEN);
+	if (s->m)
+		assert_int_equal(mem_episode_note(s->m, e->id, 9000, "seen by the walk"), 0);
+	if (s->stop_after && s->n == s->stop_after)
+		return -42;
+	return 0;
+}
+
+static void test_episode_lifecycle(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ struct mem_episode *e = NULL;
+	char audit[2048], msg[256], out[256];
+
+	open_db(f);
+	assert_int_equal(
+	    mem_episode_open(f->m, "fd-exhaustion", "web", 4242, "fds 1010 of 1024 for 30 s", 1500),
+	    1);
+	assert_int_equal(mem_episode_get(f->m, 1, &e), 0);
+	assert_int_equal(e->id, 1);
+	assert_string_equal(e->runbook, "fd-exhaustion");
+	assert_string_equal(e->target, "web");
+	assert_int_equal(e->pid, 4242);
+	assert_int_equal(e->started_at, 1500);
+	assert_int_equal(e->updated_at, 1500);
+	assert_int_equal(e->ended_at, 0);
+	assert_int_equal(e->state, MEM_EPISODE_OPEN);
+	assert_string_equal(e->why, "fds 1010 of 1024 for 30 s");
+	assert_string_equal(e->summary, "");
+	free(TAKE_PTR(e));
+
+	f->now = 2000;
+	assert_int_equal(mem_episode_note(f->m, 1, 2100, "captured %s (%d fds)", "fd_table", 1010),
+			 0);
+	assert_int_equal(mem_episode_note(f->m, 1, 2200, "raised RLIMIT_NOFILE to %d", 4096), 0);
+	assert_int_equal(mem_episode_note(f->m, 1, 2300, "%s", ""), -EINVAL);
+	assert_string_equal(mem_last_error(f->m), "note on episode 1 is empty");
+	assert_int_equal(mem_episode_note(f->m, 7, 2300, "x"), -ENOENT);
+	assert_string_equal(mem_last_error(f->m), "no episode 7");
+	assert_int_equal(mem_episode_get(f->m, 1, &e), 0);
+	assert_string_equal(e->summary,
+			    "captured fd_table (1010 fds); raised RLIMIT_NOFILE to 4096");
+	assert_int_equal(e->updated_at, 2200);
+	free(TAKE_PTR(e));
+
+	/* OPEN is not an ending; unknown states neither. */
+	assert_int_equal(mem_episode_close(f->m, 1, MEM_EPISODE_OPEN, 3000, NULL), -EINVAL);
+	assert_string_equal(mem_last_error(f->m), "episode 1 cannot end in state OPEN");
+	assert_int_equal(mem_episode_close(f->m, 1, MEM_EPISODE_COUNT, 3000, NULL), -EINVAL);
+	assert_int_equal(mem_episode_close(f->m, 9, MEM_EPISODE_RESOLVED, 3000, NULL), -ENOENT);
+
+	f->now = 3000;
+	assert_int_equal(mem_episode_close(f->m, 1, MEM_EPISODE_RESOLVED, 3100, "fds back to 40"),
+			 0);
+	assert_int_equal(mem_episode_get(f->m, 1, &e), 0);
+	assert_int_equal(e->state, MEM_EPISODE_RESOLVED);
+	assert_int_equal(e->ended_at, 3100);
+	assert_int_equal(e->updated_at, 3100);
+	assert_int_equal(e->started_at, 1500);
+	assert_string_equal(e->summary, "captured fd_table (1010 fds); raised RLIMIT_NOFILE to "
+					"4096; fds back to 40");
+	free(TAKE_PTR(e));
+
+	/* An episode ends once, and then nothing of it changes. */
+	assert_int_equal(mem_episode_note(f->m, 1, 4000, "late"), -EINVAL);
+	assert_string_equal(mem_last_error(f->m), "episode 1 has already ended (RESOLVED)");
+	assert_int_equal(mem_episode_close(f->m, 1, MEM_EPISODE_ABORTED, 4000, NULL), -EINVAL);
+	assert_int_equal(raw_exec(f->path, "UPDATE episodes SET summary = 'rewritten' WHERE id = 1",
+				  msg, sizeof(msg)),
+			 SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "an ended episode is final");
+	assert_int_equal(raw_exec(f->path, "DELETE FROM episodes", msg, sizeof(msg)),
+			 SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "episodes are never deleted");
+	/* While open, only summary, updated_at, ended_at and state may change. */
+	assert_int_equal(mem_episode_open(f->m, "fd-exhaustion", "db", 0, NULL, 5000), 2);
+	assert_int_equal(raw_exec(f->path, "UPDATE episodes SET target = 'other' WHERE id = 2", msg,
+				  sizeof(msg)),
+			 SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "the identity of an episode never changes");
+	/* ended_at and state go together. */
+	assert_int_equal(
+	    raw_exec(f->path, "UPDATE episodes SET ended_at = 1 WHERE id = 2", msg, sizeof(msg)),
+	    SQLITE_CONSTRAINT);
+	raw_query(f->path, "SELECT summary FROM episodes WHERE id = 1", out, sizeof(out));
+	assert_string_equal(out, "captured fd_table (1010 fds); raised RLIMIT_NOFILE to 4096; "
+				 "fds back to 40");
+
+	/* Bad input writes nothing. */
+	assert_int_equal(mem_episode_open(f->m, "", "web", 0, NULL, 1), -EINVAL);
+	assert_string_equal(mem_last_error(f->m), "episode runbook must not be empty");
+	assert_int_equal(mem_episode_open(f->m, "fd-exhaustion", NULL, 0, NULL, 1), -EINVAL);
+	assert_int_equal(mem_episode_open(f->m, "fd-exhaustion", "web", -1, NULL, 1), -EINVAL);
+	assert_string_equal(mem_last_error(f->m), "episode of 'web' has a negative pid -1");
+	assert_int_equal(mem_episode_get(f->m, 3, &e), -ENOENT);
+	assert_null(e);
+
+	audit_dump(f->path, audit, sizeof(audit));
+	assert_string_equal(
+	    audit, "1|1000|runbook:fd-exhaustion|episode.open|-|episode 1 on web: fds "
+		   "1010 of 1024 for 30 s\n"
+		   "2|2000|runbook:fd-exhaustion|episode.note|-|episode 1: captured "
+		   "fd_table (1010 fds)\n"
+		   "3|2000|runbook:fd-exhaustion|episode.note|-|episode 1: raised "
+		   "RLIMIT_NOFILE to 4096\n"
+		   "4|3000|runbook:fd-exhaustion|episode.resolved|-|episode 1: fds back to "
+		   "40\n"
+		   "5|3000|runbook:fd-exhaustion|episode.open|-|episode 2 on db");
+}
+
+static void test_episodes_list_and_abort(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ struct mem_episode *e = NULL;
+	struct ep_seen s = {0};
+	char out[1024];
+
+	open_db(f);
+	for (int i = 1; i <= 5; i++)
+		assert_int_equal(mem_episode_open(f->m, "oom", "web", i, "rss", 1000 * i), i);
+	assert_int_equal(mem_episode_close(f->m, 2, MEM_EPISODE_CLEARED, 6000, NULL), 0);
+	assert_int_equal(mem_episode_close(f->m, 4, MEM_EPISODE_DRY_RUN, 6000, "proposed 7"), 0);
+
+	assert_int_equal(mem_episodes(f->m, 0, false, on_episode, &s), 5);
+	assert_int_equal(s.ids[0], 5);
+	assert_int_equal(s.ids[4], 1);
+	assert_int_equal(s.states[1], MEM_EPISODE_DRY_RUN);
+	assert_int_equal(s.states[3], MEM_EPISODE_CLEARED);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_episodes(f->m, 2, false, on_episode, &s), 2);
+	assert_int_equal(s.ids[1], 4);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_episodes(f->m, 2, true, on_episode, &s), 2);
+	assert_int_equal(s.ids[0], 5);
+	assert_int_equal(s.ids[1], 3);
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 1;
+	assert_int_equal(mem_episodes(f->m, 0, true, on_episode, &s), -42);
+	assert_int_equal(s.n, 1);
+	/* The callback may write. */
+	memset(&s, 0, sizeof(s));
+	s.m = f->m;
+	assert_int_equal(mem_episodes(f->m, 0, true, on_episode, &s), 3);
+	assert_int_equal(mem_episodes(f->m, 0, true, NULL, NULL), -EINVAL);
+
+	/* At start: every open episode is aborted, in one go, with the note. */
+	f->now = 10000;
+	assert_int_equal(mem_episodes_abort_open(f->m, 10000, "homeostatd restarted"), 3);
+	assert_int_equal(mem_episodes_abort_open(f->m, 10001, "homeostatd restarted"), 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_episodes(f->m, 0, true, on_episode, &s), 0);
+	assert_int_equal(mem_episode_get(f->m, 3, &e), 0);
+	assert_int_equal(e->state, MEM_EPISODE_ABORTED);
+	assert_int_equal(e->ended_at, 10000);
+	assert_string_equal(e->summary, "seen by the walk; homeostatd restarted");
+	free(TAKE_PTR(e));
+	assert_int_equal(mem_episode_get(f->m, 4, &e), 0);
+	assert_int_equal(e->state, MEM_EPISODE_DRY_RUN);
+	assert_int_equal(e->ended_at, 6000);
+	assert_string_equal(e->summary, "proposed 7");
+	raw_query(f->path,
+		  "SELECT group_concat(actor || ' ' || event || ' ' || detail, ';') FROM"
+		  " (SELECT * FROM audit WHERE event = 'episode.aborted' ORDER BY seq)",
+		  out, sizeof(out));
+	assert_string_equal(out, "homeostatd episode.aborted episode 1: homeostatd restarted;"
+				 "homeostatd episode.aborted episode 3: homeostatd restarted;"
+				 "homeostatd episode.aborted episode 5: homeostatd restarted");
+	raw_query(f->path,
+		  "SELECT group_concat(id || state || coalesce(ended_at, '-'), ',') FROM"
+		  " (SELECT * FROM episodes ORDER BY id)",
+		  out, sizeof(out));
+	assert_string_equal(out, "1ABORTED10000,2CLEARED6000,3ABORTED10000,4DRY_RUN6000,"
+				 "5ABORTED10000");
+
+	for (int i = 0; i < MEM_EPISODE_COUNT; i++)
+		assert_int_equal(mem_episode_state_from_name(mem_episode_state_name(i)), i);
+	assert_string_equal(mem_episode_state_name(MEM_EPISODE_DRY_RUN), "DRY_RUN");
+	assert_null(mem_episode_state_name(MEM_EPISODE_COUNT));
+	assert_int_equal(mem_episode_state_from_name("open"), -EINVAL);
+}
+
+/* A note that would overflow the summary is refused; an ending never is. */
+static void test_episode_summary_full(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ struct mem_episode *e = NULL;
+	_cleanup_free_ char *big = malloc(MEM_TEXT_MAX + 2);
+	char audit_before[32], audit_after[32];
+	size_t n;
+
+	assert_non_null(big);
+	open_db(f);
+	assert_int_equal(mem_episode_open(f->m, "oom", "web", 0, NULL, 1), 1);
+	/* 30000 two-byte characters: 60000 bytes */
+	for (n = 0; n < 60000; n += 2)
+		memcpy(big + n, "\xc3\xa9", 2);
+	big[n] = '\0';
+	assert_int_equal(mem_episode_note(f->m, 1, 2, "%s", big), 0);
+	memset(big, 'y', 6000);
+	big[6000] = '\0';
+	raw_query(f->path, "SELECT count(*) FROM audit", audit_before, sizeof(audit_before));
+	assert_int_equal(mem_episode_note(f->m, 1, 3, "%s", big), -ENOSPC);
+	assert_string_equal(mem_last_error(f->m),
+			    "summary of episode 1 would grow past 65536 bytes: note refused");
+	raw_query(f->path, "SELECT count(*) FROM audit", audit_after, sizeof(audit_after));
+	assert_string_equal(audit_before, audit_after);
+	assert_int_equal(mem_episode_get(f->m, 1, &e), 0);
+	assert_int_equal(e->updated_at, 2);
+	assert_int_equal(strlen(e->summary), 60000);
+	free(TAKE_PTR(e));
+
+	/* The close cuts the older summary at a character boundary and keeps the note whole. */
+	assert_int_equal(mem_episode_close(f->m, 1, MEM_EPISODE_UNRESOLVED, 4, big), 0);
+	assert_int_equal(mem_episode_get(f->m, 1, &e), 0);
+	n = strlen(e->summary);
+	assert_true(n <= MEM_TEXT_MAX);
+	/* 59531 bytes of the old summary would fit, but that cuts an é: 59530, "…; ", the note. */
+	assert_int_equal(n, 59530 + 5 + 6000);
+	assert_int_equal(strncmp(e->summary + n - 6000 - 5, "\xe2\x80\xa6; yyy", 8), 0);
+	assert_int_equal(strcmp(e->summary + n - 6000, big), 0);
+	assert_int_equal(memcmp(e->summary + n - 6000 - 7, "\xc3\xa9", 2), 0);
+	free(TAKE_PTR(e));
+
+	/* A note that alone nearly fills the summary is cut itself; over the maximum: -E2BIG. */
+	assert_int_equal(mem_episode_open(f->m, "oom", "db", 0, NULL, 1), 2);
+	assert_int_equal(mem_episode_note(f->m, 2, 2, "first"), 0);
+	memset(big, 'z', MEM_TEXT_MAX + 1);
+	big[MEM_TEXT_MAX + 1] = '\0';
+	assert_int_equal(mem_episodes_abort_open(f->m, 5, big), -E2BIG);
+	assert_string_equal(mem_last_error(f->m), "episode note of 65537 bytes, the most is 65536");
+	big[MEM_TEXT_MAX] = '\0';
+	assert_int_equal(mem_episodes_abort_open(f->m, 5, big), 1);
+	assert_int_equal(mem_episode_get(f->m, 2, &e), 0);
+	assert_int_equal(e->state, MEM_EPISODE_ABORTED);
+	assert_int_equal(strlen(e->summary), MEM_TEXT_MAX);
+	assert_string_equal(e->summary + MEM_TEXT_MAX - 4, "z\xe2\x80\xa6");
+}
+
+/* Diagnoses */
+
+struct diag_seen {
+	int n;
+	int64_t ids[8];
+	size_t raw[8], stored[8];
+	char kinds[8][32];
+};
+
+static int on_diagnosis(int64_t id, int64_t at, const char *kind, const char *summary,
+			size_t raw_size, size_t stored_size, void *ud)
+{
+	struct diag_seen *s = ud;
+
+	s->ids[s->n] = id;
+	s->raw[s->n] = raw_size;
+	s->stored[s->n] = stored_size;
+	snprintf(s->kinds[s->n++], sizeof(s->kinds[0]), "%s", kind);
+	return 0;
+}
+
+/* With its trigger dropped on a raw connection, runs sql on diagnoses, then restores it. */
+static void raw_tamper(const char *path, const char *sql)
+{
+	char q[512], msg[256];
+
+	snprintf(q, sizeof(q),
+		 "DROP TRIGGER diagnoses_no_update; %s;"
+		 " CREATE TRIGGER diagnoses_no_update BEFORE UPDATE ON diagnoses"
+		 " BEGIN SELECT RAISE(ABORT, 'diagnoses are append-only'); END;",
+		 sql);
+	assert_int_equal(raw_exec(path, q, msg, sizeof(msg)), SQLITE_OK);
+}
+
+/* Flips one byte in the middle of the stored data of diagnosis id. */
+static void raw_flip_byte(const char *path, int64_t id)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	unsigned char *data;
+	int n;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER diagnoses_no_update", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT data FROM diagnoses WHERE id = ?1", -1, &st, NULL),
+	    SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_bytes(st, 0);
+	data = malloc(n);
+	assert_non_null(data);
+	memcpy(data, sqlite3_column_blob(st, 0), n);
+	sqlite3_finalize(st);
+	data[n / 2] ^= 0x5a;
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "UPDATE diagnoses SET data = ?1 WHERE id = ?2", -1, &st, NULL),
+	    SQLITE_OK);
+	sqlite3_bind_blob(st, 1, data, n, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	free(data);
+	assert_int_equal(
+	    sqlite3_exec(db,
+			 "CREATE TRIGGER diagnoses_no_update BEFORE UPDATE ON diagnoses"
+			 " BEGIN SELECT RAISE(ABORT, 'diagnoses are append-only'); END",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void test_diagnoses(void **state)
+{
+	struct fixture *f = *state;
+	const size_t mib = 1 << 20;
+	_cleanup_free_ char *big = malloc(mib), *bin = malloc(4096);
+	_cleanup_free_ char *text = NULL, *kind = NULL, *summary = NULL;
+	struct diag_seen s = {0};
+	char out[512], expect[512], msg[256];
+	size_t len, n = 0;
+	uint32_t x = 12345;
+
+	assert_non_null(big);
+	assert_non_null(bin);
+	/* An fd table: lines that differ by their numbers, as a real one. */
+	for (int fd = 0; n < mib; fd++) {
+		char line[64];
+		int k = snprintf(line, sizeof(line), "%d -> socket:[%d] TCP 10.0.0.1:%d\n", fd,
+				 100000 + fd * 7, 1024 + fd % 50000);
+
+		memcpy(big + n, line, n + k <= mib ? (size_t)k : mib - n);
+		n += k;
+	}
+	/* Any byte, NUL included. */
+	for (size_t i = 0; i < 4096; i++) {
+		x = x * 1103515245 + 12345;
+		bin[i] = (char)(i < 256 ? i : x >> 16);
+	}
+
+	open_db(f);
+	assert_int_equal(mem_episode_open(f->m, "fd-exhaustion", "web", 77, "fds", 1), 1);
+	f->now = 2000;
+	assert_int_equal(
+	    mem_diagnosis_add(f->m, 1, 1500, "fd_table", "1010 fds, 990 sockets", big, mib), 1);
+	assert_int_equal(mem_diagnosis_add(f->m, 1, 1600, "alloc_profile", NULL, bin, 4096), 2);
+	assert_int_equal(mem_diagnosis_add(f->m, 1, 1700, "empty", "nothing", NULL, 0), 3);
+
+	assert_int_equal(mem_diagnoses(f->m, 1, on_diagnosis, &s), 3);
+	assert_int_equal(s.ids[0], 1);
+	assert_int_equal(s.ids[2], 3);
+	assert_string_equal(s.kinds[0], "fd_table");
+	assert_string_equal(s.kinds[1], "alloc_profile");
+	assert_int_equal(s.raw[0], mib);
+	assert_true(s.stored[0] < mib / 4);
+	assert_int_equal(s.raw[1], 4096);
+	assert_true(s.stored[1] > 0);
+	assert_int_equal(s.raw[2], 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_diagnoses(f->m, 2, on_diagnosis, &s), 0);
+	assert_int_equal(mem_diagnoses(f->m, 1, on_diagnosis, &s), 3);
+	raw_query(f->path, "SELECT length(data) FROM diagnoses WHERE id = 1", out, sizeof(out));
+	assert_int_equal(strtoul(out, NULL, 10), s.stored[0]);
+
+	assert_int_equal(mem_diagnosis_get(f->m, 1, &text, &len, &kind, &summary), 0);
+	assert_int_equal(len, mib);
+	assert_int_equal(memcmp(text, big, mib), 0);
+	assert_int_equal(text[mib], '\0');
+	assert_string_equal(kind, "fd_table");
+	assert_string_equal(summary, "1010 fds, 990 sockets");
+	free(TAKE_PTR(text));
+	free(TAKE_PTR(kind));
+	free(TAKE_PTR(summary));
+	assert_int_equal(mem_diagnosis_get(f->m, 2, &text, &len, NULL, &summary), 0);
+	assert_int_equal(len, 4096);
+	assert_int_equal(memcmp(text, bin, 4096), 0);
+	assert_string_equal(summary, "");
+	free(TAKE_PTR(text));
+	free(TAKE_PTR(summary));
+	assert_int_equal(mem_diagnosis_get(f->m, 3, &text, &len, NULL, NULL), 0);
+	assert_int_equal(len, 0);
+	assert_string_equal(text, "");
+	free(TAKE_PTR(text));
+	assert_int_equal(mem_diagnosis_get(f->m, 4, &text, &len, &kind, NULL), -ENOENT);
+	assert_null(text);
+	assert_null(kind);
+	assert_int_equal(len, 0);
+
+	raw_query(f->path, "SELECT detail FROM audit WHERE event = 'diagnosis.add' ORDER BY seq",
+		  out, sizeof(out));
+	snprintf(expect, sizeof(expect),
+		 "diagnosis 1 of episode 1: fd_table: 1010 fds, 990 sockets (1048576 bytes, %zu "
+		 "stored)",
+		 s.stored[0]);
+	assert_string_equal(out, expect);
+	raw_query(f->path,
+		  "SELECT group_concat(actor || ' ' || (change_id IS NULL), ',') FROM audit"
+		  " WHERE event = 'diagnosis.add'",
+		  out, sizeof(out));
+	assert_string_equal(out, "runbook:fd-exhaustion 1,runbook:fd-exhaustion 1,"
+				 "runbook:fd-exhaustion 1");
+
+	/* Refused: unknown episode, too big, no kind, no text. Nothing is written. */
+	assert_int_equal(mem_diagnosis_add(f->m, 9, 1, "fd_table", NULL, "x", 1), -ENOENT);
+	assert_string_equal(mem_last_error(f->m), "no episode 9");
+	assert_int_equal(
+	    mem_diagnosis_add(f->m, 1, 1, "fd_table", NULL, big, (size_t)MEM_DIAGNOSIS_MAX + 1),
+	    -E2BIG);
+	assert_string_equal(mem_last_error(f->m),
+			    "diagnosis 'fd_table' of 16777217 bytes, the most is 16777216");
+	assert_int_equal(mem_diagnosis_add(f->m, 1, 1, "", NULL, "x", 1), -EINVAL);
+	assert_int_equal(mem_diagnosis_add(f->m, 1, 1, "fd_table", NULL, NULL, 1), -EINVAL);
+	raw_query(f->path, "SELECT count(*) FROM diagnoses", out, sizeof(out));
+	assert_string_equal(out, "3");
+
+	/* An episode that has ended still takes the capture that finished late. */
+	assert_int_equal(mem_episode_close(f->m, 1, MEM_EPISODE_RESOLVED, 3000, NULL), 0);
+	assert_int_equal(mem_diagnosis_add(f->m, 1, 3100, "fd_table", "late", "7 -> pipe\n", 10),
+			 4);
+
+	/* Append-only. */
+	assert_int_equal(
+	    raw_exec(f->path, "UPDATE diagnoses SET kind = 'x' WHERE id = 1", msg, sizeof(msg)),
+	    SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "diagnoses are append-only");
+	assert_int_equal(raw_exec(f->path, "DELETE FROM diagnoses", msg, sizeof(msg)),
+			 SQLITE_CONSTRAINT);
+	assert_string_equal(msg, "diagnoses are append-only");
+
+	/* Tampered data or size: -EBADMSG, never a wrong text. */
+	mem_close(f->m);
+	f->m = NULL;
+	raw_flip_byte(f->path, 1);
+	raw_tamper(f->path, "UPDATE diagnoses SET raw_size = raw_size + 1 WHERE id = 2");
+	raw_tamper(f->path, "UPDATE diagnoses SET raw_size = raw_size - 1 WHERE id = 4");
+	raw_tamper(f->path, "UPDATE diagnoses SET data = X'789c' WHERE id = 3");
+	open_db(f);
+	assert_int_equal(mem_diagnosis_get(f->m, 1, &text, &len, &kind, &summary), -EBADMSG);
+	assert_null(text);
+	assert_null(kind);
+	assert_null(summary);
+	assert_int_equal(strncmp(mem_last_error(f->m),
+				 "diagnosis 1 does not decompress to its 1048576 bytes (zlib ", 58),
+			 0);
+	assert_int_equal(mem_diagnosis_get(f->m, 2, &text, &len, NULL, NULL), -EBADMSG);
+	assert_string_equal(
+	    mem_last_error(f->m),
+	    "diagnosis 2 does not decompress to its 4097 bytes (zlib 0, 4096 bytes)");
+	assert_int_equal(mem_diagnosis_get(f->m, 4, &text, &len, NULL, NULL), -EBADMSG);
+	assert_int_equal(mem_diagnosis_get(f->m, 3, &text, &len, NULL, NULL), -EBADMSG);
+	assert_null(text);
+}
+
+/* Changes: episode and act */
+
+struct change_seen {
+	int n;
+	int64_t ids[16];
+	int64_t episodes[16];
+	char acts[16][64];
+	struct mem *m; /* if set, the callback moves each change to INTENT */
+	int stop_after;
+};
+
+static int on_change(const struct mem_change *c, void *ud)
+{
+	struct change_seen *s = ud;
+
+	s->ids[s->n] = c->id;
+	s->episodes[s->n] = c->episode_id;
+	snprintf(s->acts[s->n++], sizeof(s->acts[0]), "%s", c->act);
+	if (s->m)
+		assert_int_equal(mem_change_set_state(s->m, c->id, MEM_STATE_INTENT, "homeostatd",
+						      "approved, applying"),
+				 0);
+	if (s->stop_after && s->n == s->stop_after)
+		return -42;
+	return 0;
+}
+
+static int on_change_history(const struct mem_change *c, const struct mem_outcome *o, void *ud)
+{
+	return on_change(c, ud);
+}
+
+static int on_change_pending(const struct mem_approval *a, const struct mem_change *c, void *ud)
+{
+	return on_change(c, ud);
+}
+
+static void test_change_episode_and_act(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_(mem_change_freep) struct mem_change *c = NULL;
+	struct mem_change in = somaxconn;
+	struct change_seen s = {0};
+	char out[256];
+
+	open_db(f);
+	assert_int_equal(mem_episode_open(f->m, "accept-queue", "web", 0, "overflows", 1), 1);
+	in.episode_id = 1;
+	in.act = "sysctl net.core.somaxconn 4096 1000";
+	assert_int_equal(mem_change_intent(f->m, &in), 1);
+	assert_int_equal(mem_change_intent(f->m, &somaxconn), 2);
+	assert_int_equal(mem_change_record(f->m, &in, MEM_STATE_PROPOSED, NULL), 3);
+
+	assert_int_equal(mem_change_get(f->m, 1, &c), 0);
+	assert_int_equal(c->episode_id, 1);
+	assert_string_equal(c->act, "sysctl net.core.somaxconn 4096 1000");
+	assert_string_equal(c->revert, somaxconn.revert); /* the fields around it are intact */
+	assert_string_equal(c->knob, "net.core.somaxconn");
+	mem_change_free(TAKE_PTR(c));
+	assert_int_equal(mem_change_get(f->m, 2, &c), 0);
+	assert_int_equal(c->episode_id, 0);
+	assert_string_equal(c->act, "");
+	raw_query(f->path, "SELECT episode_id IS NULL FROM changes WHERE id = 2", out, sizeof(out));
+	assert_string_equal(out, "1");
+
+	assert_int_equal(mem_history(f->m, 0, on_change_history, &s), 3);
+	assert_int_equal(s.ids[0], 3);
+	assert_int_equal(s.episodes[0], 1);
+	assert_int_equal(s.episodes[1], 0);
+	assert_string_equal(s.acts[1], "");
+	assert_int_equal(s.episodes[2], 1);
+	assert_string_equal(s.acts[2], "sysctl net.core.somaxconn 4096 1000");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_changes_unconcluded(f->m, on_change, &s), 2);
+	assert_int_equal(s.episodes[0], 0);
+	assert_int_equal(s.episodes[1], 1);
+	assert_string_equal(s.acts[1], "sysctl net.core.somaxconn 4096 1000");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_approval_request(f->m, 3, 5000), 1);
+	assert_int_equal(mem_approvals_pending(f->m, on_change_pending, &s), 1);
+	assert_int_equal(s.episodes[0], 1);
+	assert_string_equal(s.acts[0], "sysctl net.core.somaxconn 4096 1000");
+
+	/* An episode that does not exist, or a negative one, is refused. */
+	in.episode_id = 99;
+	assert_int_equal(mem_change_intent(f->m, &in), -EINVAL);
+	in.episode_id = -1;
+	assert_int_equal(mem_change_intent(f->m, &in), -EINVAL);
+	assert_string_equal(mem_last_error(f->m), "change has a negative episode id -1");
+	raw_query(f->path, "SELECT count(*) FROM changes", out, sizeof(out));
+	assert_string_equal(out, "3");
+}
+
+static void test_changes_by_state(void **state)
+{
+	struct fixture *f = *state;
+	struct change_seen s = {0};
+	struct mem_change in = somaxconn;
+
+	open_db(f);
+	for (int i = 1; i <= 4; i++) {
+		in.episode_id = 0;
+		assert_int_equal(mem_change_record(f->m, &in, MEM_STATE_PROPOSED, NULL), i);
+		assert_int_equal(mem_approval_request(f->m, i, 100000), i);
+	}
+	assert_int_equal(mem_approval_decide(f->m, 3, true, "alice"), 0);
+	assert_int_equal(mem_approval_decide(f->m, 1, true, "alice"), 0);
+	assert_int_equal(mem_approval_decide(f->m, 2, false, "bob"), 0);
+
+	assert_int_equal(mem_changes_by_state(f->m, MEM_STATE_PENDING_APPROVAL, on_change, &s), 1);
+	assert_int_equal(s.ids[0], 4);
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 1;
+	assert_int_equal(mem_changes_by_state(f->m, MEM_STATE_APPROVED, on_change, &s), -42);
+	assert_int_equal(s.n, 1);
+	/* Oldest first, and the callback may move them on. */
+	memset(&s, 0, sizeof(s));
+	s.m = f->m;
+	assert_int_equal(mem_changes_by_state(f->m, MEM_STATE_APPROVED, on_change, &s), 2);
+	assert_int_equal(s.ids[0], 1);
+	assert_int_equal(s.ids[1], 3);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_changes_by_state(f->m, MEM_STATE_APPROVED, on_change, &s), 0);
+	assert_int_equal(mem_changes_by_state(f->m, MEM_STATE_INTENT, on_change, &s), 2);
+	assert_int_equal(mem_changes_by_state(f->m, MEM_STATE_DENIED, on_change, &s), 1);
+	assert_int_equal(s.ids[2], 2);
+	assert_int_equal(mem_changes_by_state(f->m, MEM_STATE_COUNT, on_change, &s), -EINVAL);
+	assert_int_equal(mem_changes_by_state(f->m, MEM_STATE_KEPT, NULL, NULL), -EINVAL);
+}
+
+/* Migration 2 -> 3 on an existing version 2 database keeps its rows. */
+static void test_migration_2_to_3(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_(mem_change_freep) struct mem_change *c = NULL;
+	struct mem_change in = somaxconn;
+	struct change_seen s = {0};
+	struct mem *m = NULL;
+	char out[256];
+
+	assert_int_equal(mem_open_migrations(f->path, mem_migrations, 2, &m), 0);
+	assert_int_equal(mem_schema_version(m), 2);
+	/* This code writes columns a version 2 database does not have. */
+	assert_int_equal(mem_change_intent(m, &somaxconn), -EIO);
+	assert_int_equal(mem_episode_open(m, "oom", "web", 0, NULL, 1), -EIO);
+	mem_close(m);
+	/* The rows as version 2 code wrote them. */
+	assert_int_equal(
+	    raw_exec(
+		f->path,
+		"INSERT INTO changes (created_at, updated_at, acted_at, kind, target, knob,"
+		" before, after, why, source, fingerprint, revert, state) VALUES"
+		" (1000, 1000, 1000, 'sysctl', 'web', 'net.core.somaxconn', '4096', '1000',"
+		"  'overflows', 'runbook:accept-queue', 'sysctl|web|net.core.somaxconn|v2^9|6.1|x',"
+		"  'sysctl -w net.core.somaxconn=4096', 'INTENT'),"
+		" (1000, 1000, NULL, 'sysctl', 'web', 'net.core.somaxconn', '4096', '1000',"
+		"  'overflows', 'runbook:accept-queue', 'sysctl|web|net.core.somaxconn|v2^9|6.1|x',"
+		"  'sysctl -w net.core.somaxconn=4096', 'PENDING_APPROVAL');"
+		"INSERT INTO approvals (change_id, state, requested_at, expires_at)"
+		" VALUES (2, 'PENDING', 1000, 5000);"
+		"INSERT INTO audit (at, actor, event, change_id, detail) VALUES"
+		" (1000, 'runbook:accept-queue', 'change.intent', 1, ''),"
+		" (1000, 'runbook:accept-queue', 'change.proposed', 2, ''),"
+		" (1000, 'homeostatd', 'change.pending_approval', 2, '')",
+		NULL, 0),
+	    SQLITE_OK);
+
+	open_db(f);
+	assert_int_equal(mem_schema_version(f->m), 3);
+	assert_int_equal(mem_change_get(f->m, 1, &c), 0);
+	assert_int_equal(c->state, MEM_STATE_INTENT);
+	assert_string_equal(c->knob, "net.core.somaxconn");
+	assert_string_equal(c->revert, somaxconn.revert);
+	assert_int_equal(c->episode_id, 0);
+	assert_string_equal(c->act, "");
+	mem_change_free(TAKE_PTR(c));
+	raw_query(f->path,
+		  "SELECT group_concat(id || ':' || coalesce(episode_id, '-') || ':' || act || ':'"
+		  " || state, ',') FROM changes",
+		  out, sizeof(out));
+	assert_string_equal(out, "1:-::INTENT,2:-::PENDING_APPROVAL");
+	raw_query(f->path, "SELECT count(*) FROM audit", out, sizeof(out));
+	assert_string_equal(out, "3");
+	assert_int_equal(mem_approvals_pending(f->m, on_change_pending, &s), 1);
+	assert_int_equal(s.ids[0], 2);
+
+	/* The new schema works on the old rows' database. */
+	assert_int_equal(mem_episode_open(f->m, "oom", "web", 0, NULL, 1), 1);
+	in.episode_id = 1;
+	in.act = "signal 4242 SIGHUP";
+	assert_int_equal(mem_change_intent(f->m, &in), 3);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_history(f->m, 0, on_change_history, &s), 3);
+	assert_int_equal(s.episodes[0], 1);
+	assert_string_equal(s.acts[0], "signal 4242 SIGHUP");
+	assert_int_equal(s.episodes[2], 0);
+}
+
 /* Host helpers and names */
 
 static void test_host_and_names(void **state)
@@ -857,6 +1527,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_should_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_history_and_reconcile, setup, teardown),
 	    cmocka_unit_test(test_host_and_names),
+	    cmocka_unit_test_setup_teardown(test_episode_lifecycle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_episodes_list_and_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_episode_summary_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_diagnoses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_episode_and_act, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_by_state, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_2_to_3, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("memory", tests, NULL, NULL);

@@ -1,0 +1,119 @@
+/* changes.h - the life of every change through the safety layer: gate, memory, actuator.
+ *
+ * Why: a runbook (and later a tuner) only says what it wants changed and why. Whether, when
+ * and how it happens is decided here, always in the same order, so that every change is
+ * explainable and reversible the same way (DESIGN.md "Safety"):
+ *
+ *   propose   read the value before; the gate (gate.h) decides; memory refuses what failed
+ *             before (mem_should_attempt); the decision is recorded:
+ *               deny          DENIED, with the rule's reason
+ *               dry_run       PROPOSED, "dry run: would ..." (nothing is touched)
+ *               approval      PROPOSED -> PENDING_APPROVAL, expiring after the class ttl
+ *               notify        the same, but approved by homeostat itself once the class
+ *                             delay passed (safe_changes_notify_due) unless an operator
+ *                             rejected it first
+ *               allow         applied at once (below)
+ *   apply     write-ahead intent (INTENT, with the actuator spec of actuate.h so that a
+ *             later daemon can revert it), act_apply(), then APPLIED with what the kernel
+ *             holds, or FAILED with the reason; the gate accounts it
+ *   conclude  KEEP: outcome DEPLOYED (the change stays, still revertible by an operator);
+ *             ROLLBACK: act_revert(), outcome ROLLED_BACK; the statistics go with it
+ *   rollback  an operator's `homeostat rollback ID`, also after a daemon restart (the
+ *             actuator state is rebuilt from the stored spec)
+ *   reconcile at start: every change left in INTENT or APPLIED is reverted (only if the
+ *             host still holds what homeostat wrote), every APPROVED change that nobody can
+ *             apply any more is denied
+ *
+ * Invariants: nothing reaches an actuator without a committed INTENT row; a change that is
+ * applied and not concluded is in live[] (at most SAFE_LIVE_MAX: beyond that the gate's
+ * concurrent budget has refused long before); every function logs each change at NOTICE
+ * with before -> after and the command that reverts it.
+ */
+#ifndef HS_SAFE_CHANGES_H
+#define HS_SAFE_CHANGES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actuate/actuate.h"
+#include "safety/gate.h"
+
+struct mem;
+
+#define SAFE_LIVE_MAX 64
+#define SAFE_WHY_MAX  1024
+
+/* A change applied by this daemon that it still answers for. */
+struct safe_live {
+	int64_t id;
+	bool kept; /* concluded KEEP: stays until an operator (or its runbook) reverts it */
+	char source[SAFE_SOURCE_MAX];
+	char target[SAFE_NAME_MAX + 1];
+	int64_t applied_ms;
+	struct act_result res;
+};
+
+struct safe_changes {
+	struct mem *mem;
+	struct safe_state gate;
+	struct safe_live live[SAFE_LIVE_MAX];
+	unsigned nlive;
+};
+
+/* What a runbook or tuner asks for. p.req is the typed change; the strings are copied. */
+struct safe_change_in {
+	struct safe_proposal p;
+	const char *why;    /* the signal and the explanation, stored with the change */
+	int64_t episode_id; /* 0: none */
+	bool force_dry_run; /* homeostatd --dry-run: dry_run whatever the policy says */
+};
+
+struct safe_change_out {
+	struct safe_decision_out d; /* the decision and its reason */
+	int64_t change_id;	    /* 0 when nothing could be recorded */
+	int err;		    /* ALLOW: what the apply returned (0: applied) */
+	char before[ACT_VALUE_MAX];
+	char after[ACT_VALUE_MAX];
+	char why[ACT_WHY_MAX]; /* the actuator's reason when the apply failed */
+};
+
+/* Zeroes sc and initialises the gate's state. */
+void safe_changes_init(struct safe_changes *sc, struct mem *mem);
+/* Proposes in (see above). Returns 0 with the decision in out (a denial is not an error),
+ * or -errno when memory cannot record it (then nothing was changed). */
+int safe_changes_propose(struct safe_changes *sc, const struct safe_policy *policy,
+			 const struct safe_change_in *in, struct safe_change_out *out);
+/* Applies change id, which an operator approved (APPROVED), from its stored spec; the gate
+ * runs again with p.approved set (budgets, cooldowns and protections still apply). Same
+ * returns as safe_changes_propose(). */
+int safe_changes_apply_approved(struct safe_changes *sc, const struct safe_policy *policy,
+				int64_t id, const struct safe_change_in *in,
+				struct safe_change_out *out);
+/* The class delay of a notify proposal passed: approves it as "homeostat". 0, -EALREADY
+ * (an operator decided first: mem_change_get() says how), -errno. */
+int safe_changes_notify_due(struct safe_changes *sc, int64_t id);
+/* Concludes live change id: keep (outcome DEPLOYED, verdict KEEP) or revert (outcome
+ * ROLLED_BACK with verdict, or FAILED when the revert failed), with the statistics (a JSON
+ * object; NULL: "{}") and a reason. Returns 0 or -errno (-ENOENT: not live). */
+int safe_changes_conclude(struct safe_changes *sc, int64_t id, bool keep, int verdict,
+			  const char *stats_json, const char *reason);
+/* An operator's rollback of change id (APPLIED or KEPT), by who. Returns 0 and fills why
+ * with what was done, or -errno with why: -ENOENT no such change, -EALREADY already
+ * concluded without a change on the host, -EOPNOTSUPP not revertible (signal, restart),
+ * -ESTALE someone else changed the value since (left alone, and recorded). */
+int safe_changes_rollback(struct safe_changes *sc, int64_t id, const char *by, char *why,
+			  size_t whysize);
+/* At start: reverts what a previous daemon left unconcluded, denies orphaned approvals.
+ * Returns the number of changes handled or -errno. */
+int safe_changes_reconcile(struct safe_changes *sc);
+/* Denies every APPROVED change not in keep[] (approved after its proposer went away). */
+int safe_changes_deny_orphans(struct safe_changes *sc, const int64_t *keep, size_t nkeep);
+/* The live change id, or NULL. */
+struct safe_live *safe_changes_live(struct safe_changes *sc, int64_t id);
+/* Forgets live change id without touching the host (its process exited: the change went
+ * with it), recording why in the audit trail. */
+void safe_changes_forget(struct safe_changes *sc, int64_t id, const char *why);
+/* Releases every live change (restarts still running are killed); the host keeps them. */
+void safe_changes_close(struct safe_changes *sc);
+
+#endif
