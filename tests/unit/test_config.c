@@ -819,7 +819,7 @@ static void test_runbook_fd_exhaustion(void **state)
 	assert_int_equal(rb.detect.when[0].aggregation, OBS_AGG_RATE);
 	assert_int_equal(rb.detect.when[0].op, HEAL_OP_GT);
 	assert_true(rb.detect.when[0].threshold == 1.0);
-	assert_int_equal(rb.detect.for_ms, 3000);
+	assert_int_equal(rb.detect.for_ms, 0);
 	assert_int_equal(rb.detect.n_clear, 1);
 	assert_int_equal(rb.detect.clear[0].op, HEAL_OP_EQ);
 	assert_int_equal(rb.remediate[0].action, HEAL_ACT_RLIMIT_NOFILE);
