@@ -185,6 +185,10 @@ int mem_should_attempt(struct mem *m, const struct mem_candidate *c, char *why, 
 	    " FROM changes c LEFT JOIN outcomes o ON o.change_id = c.id"
 	    " WHERE c.fingerprint = ?1 AND (c.state IN ('FAILED', 'ROLLED_BACK')"
 	    "  OR o.result = 'ROLLED_BACK' OR o.verdict IN ('ROLLBACK', 'INCONCLUSIVE'))"
+	    /* undone because the daemon stopped, not because it failed (memory.h) */
+	    " AND NOT EXISTS (SELECT 1 FROM outcomes i WHERE i.change_id = c.id"
+	    "  AND i.verdict = 'NONE' AND i.result = 'ROLLED_BACK'"
+	    "  AND i.failure_reason LIKE '" MEM_INTERRUPTED "%')"
 	    " ORDER BY c.id DESC,"
 	    "  (o.result = 'ROLLED_BACK' OR o.verdict IN ('ROLLBACK', 'INCONCLUSIVE')) DESC,"
 	    "  o.id DESC"

@@ -388,6 +388,10 @@ int mem_diagnoses(struct mem *m, int64_t episode_id,
  * '|', '%' and control characters in any field are written %XX.
  * Returns 0, -EINVAL (NULL field, bad kind) or -ENAMETOOLONG (buf too small). */
 int mem_fingerprint(const struct mem_candidate *c, char *buf, size_t size);
+/* The failure_reason prefix of an outcome (verdict NONE, result ROLLED_BACK) that records a
+ * change undone because the daemon stopped before concluding it, not because it failed:
+ * mem_should_attempt() does not hold it against the fingerprint. */
+#define MEM_INTERRUPTED "interrupted: "
 /* 1: go; 0: refused, because a change with the same fingerprint failed before (state FAILED
  * or ROLLED_BACK, or an outcome with result ROLLED_BACK or verdict ROLLBACK or
  * INCONCLUSIVE), and why then names the newest such change, when and why it failed;

@@ -514,16 +514,17 @@ static int reconcile_one(const struct mem_change *c, void *ud)
 		r = revert_stored(c, &res);
 		if (r == 0)
 			snprintf(note, sizeof(note),
-				 "not concluded before the daemon stopped: reverted to '%s'",
+				 MEM_INTERRUPTED "not concluded before the daemon stopped: "
+						 "reverted to '%s'",
 				 c->before);
 		else if (r == -ESRCH)
 			snprintf(note, sizeof(note),
-				 "not concluded before the daemon stopped; "
-				 "the process is gone, nothing left to undo");
+				 MEM_INTERRUPTED "not concluded before the daemon stopped; "
+						 "the process is gone, nothing left to undo");
 		else if (r == -ESTALE)
 			snprintf(note, sizeof(note),
-				 "not concluded before the daemon stopped; "
-				 "left alone: %s",
+				 MEM_INTERRUPTED "not concluded before the daemon stopped; "
+						 "left alone: %s",
 				 res.why);
 		else
 			snprintf(note, sizeof(note),
