@@ -48,6 +48,7 @@ struct obs_cpuprof {
 	int ncpus; /* possible CPUs, for the per-CPU drops */
 	struct cpuprof_drops prev_drops;
 	uint64_t lost_stacks; /* counted entries whose stack was gone at the drain */
+	bool keep_procs;      /* collect keeps the symbolizer's process maps (primed) */
 	uint64_t started_ms, last_collect_ms;
 	/* always-on */
 	unsigned window_s;
@@ -197,6 +198,7 @@ int obs_cpuprof_start(const struct obs_cpuprof_opts *opts, struct obs_cpuprof **
 		goto cleanup;
 	}
 	cp->skel->rodata->filter_tgids = opts && opts->tgids && opts->ntgids;
+	cp->keep_procs = opts && opts->keep_procs;
 	err = cpuprof_bpf__load(cp->skel);
 	if (err)
 		goto cleanup;
@@ -353,7 +355,8 @@ int obs_cpuprof_collect(struct obs_cpuprof *cp, struct obs_symbolizer *sym, stru
 	c.frames = calloc(2 * CPUPROF_MAX_DEPTH, sizeof(*c.frames));
 	if (!c.frames)
 		return -ENOMEM;
-	obs_sym_forget_procs(sym);
+	if (!cp->keep_procs)
+		obs_sym_forget_procs(sym);
 	cp->lost_stacks = 0;
 	err = drain(cp, collect_one, &c);
 	free(c.frames);

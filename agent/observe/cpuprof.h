@@ -28,6 +28,9 @@ struct obs_cpuprof_opts {
 	unsigned ntgids;       /* at most 1024 */
 	unsigned window_s;     /* always-on: seconds a window; 0 = 10 */
 	unsigned windows;      /* always-on: windows kept; 0 = 6 */
+	/* collect keeps the process maps the symbolizer holds (the caller primed them with
+	 * obs_sym_prime() while the processes lived, and knows their pids are not reused) */
+	bool keep_procs;
 };
 
 /* Opens, loads and attaches one perf event a CPU. Returns 0, -EOPNOTSUPP or -errno. */

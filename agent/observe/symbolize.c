@@ -566,6 +566,34 @@ static int open_mapped(int pid, const struct proc_map *m)
 	return fd < 0 ? -errno : fd;
 }
 
+int obs_sym_prime(struct obs_symbolizer *s, int pid)
+{
+	struct proc *p;
+	int err = 0;
+
+	p = proc_get(s, pid, &err);
+	if (!p)
+		return err ? err : -ESRCH;
+	for (size_t i = 0; i < p->nmaps; i++) {
+		struct proc_map *m = &p->maps[i];
+		int fd;
+
+		if (m->tried)
+			continue;
+		m->tried = true;
+		fd = open_mapped(pid, m);
+		if (fd < 0)
+			continue;
+		m->tab = elf_tab_get(s, fd);
+		close(fd);
+		if (m->tab) {
+			m->tab->refs++;
+			evict(s);
+		}
+	}
+	return 0;
+}
+
 int obs_sym_user(struct obs_symbolizer *s, int pid, uint64_t addr, struct obs_sym *out)
 {
 	struct proc_map *m = NULL;

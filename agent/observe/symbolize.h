@@ -46,6 +46,10 @@ int obs_sym_user(struct obs_symbolizer *s, int pid, uint64_t addr, struct obs_sy
 int obs_sym_kernel(struct obs_symbolizer *s, uint64_t addr, struct obs_sym *out);
 /* Drops the cached process maps (processes map and unmap code over time); keeps ELF tables. */
 void obs_sym_forget_procs(struct obs_symbolizer *s);
+/* Reads the maps of pid and the symbol tables of every file it maps now, so that its
+ * addresses can still be resolved after it exited (a crash loop's processes live for less
+ * than a capture). Returns 0 or -errno (-ESRCH: already gone). */
+int obs_sym_prime(struct obs_symbolizer *s, int pid);
 
 struct obs_sym_stats {
 	unsigned elfs;	    /* parsed ELF files in the cache */

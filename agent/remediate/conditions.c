@@ -354,6 +354,26 @@ int heal_condition_eval(const struct heal_condition *c, const struct heal_series
 	window_collect(x, c, s, now_ms, &a);
 	if (a.have_base && !a.n)
 		why = "no sample in the window";
+	/* A count can only grow as the window fills: one already above the threshold over the
+	 * part covered is above it over the whole window (rate divides by the whole window). */
+	if (!why && !a.have_base && a.n && x->kind == SIG_COUNTER &&
+	    (c->op == HEAL_OP_GT || c->op == HEAL_OP_GE) && window_value(x, c, &a, &v, &why) &&
+	    ops[c->op](v, c->threshold)) {
+		out->value = v;
+		out->enough_data = true;
+		out->holds = true;
+		fmt_value(val, sizeof(val), c, v, false);
+		fmt_value(thr, sizeof(thr), c, c->threshold, true);
+		snprintf(out->explain, sizeof(out->explain),
+			 "%s %s %s over %g s (%g s covered, already) %s %s", name,
+			 obs_agg_names[c->aggregation], val, (double)c->window_ms / 1000.0,
+			 a.oldest_ms ? (double)(now_ms - a.oldest_ms) / 1000.0 : 0.0,
+			 heal_op_names[c->op], thr);
+		return 0;
+	}
+	why = NULL;
+	if (a.have_base && !a.n)
+		why = "no sample in the window";
 	if (!why && !a.have_base) {
 		if (s->filled == HEAL_SERIES_TICKS && !a.have_base)
 			snprintf(out->explain, sizeof(out->explain),

@@ -11,7 +11,10 @@
  * Invariants: samples are pushed in increasing time; a sample counts what happened in
  * (previous sample, at_ms]. A window (now - window, now] has enough data only when a sample
  * at or before its start exists and one inside it, so a condition never holds on a partly
- * covered window (ticks missing inside a window count as nothing happened).
+ * covered window (ticks missing inside a window count as nothing happened), with one
+ * exception: a count (rate, delta) compared with > or >= that already passes over the part
+ * covered holds, since more coverage can only add to it (a crash loop is reported a minute
+ * earlier after a start). The explanation then says how much was covered.
  */
 #ifndef HS_HEAL_CONDITIONS_H
 #define HS_HEAL_CONDITIONS_H

@@ -29,11 +29,10 @@
 #include "remediate/conditions.h"
 #include "remediate/internal.h"
 
-#define CAPTURE_CPU_HZ	  99
-#define CAPTURE_MAX_PIDS  1024
-#define CAPTURE_TOP	  20
-#define FD_KINDS_MAX	  64
-#define CRASH_CPU_SECONDS 30
+#define CAPTURE_CPU_HZ	 99
+#define CAPTURE_MAX_PIDS 1024
+#define CAPTURE_TOP	 20
+#define FD_KINDS_MAX	 64
 
 struct heal_capture_run {
 	int kind; /* enum heal_capture_kind */
@@ -49,6 +48,13 @@ struct heal_capture_run {
 	size_t len;
 	char summary[HEAL_NOTE_MAX];
 	bool done;
+	/* crash_report */
+	uint32_t seen[CAPTURE_MAX_PIDS];
+	unsigned nseen;
+	uint64_t fatal;
+	char sigs[256];
+	char target[64];
+	uint64_t window_ms;
 };
 
 static int say(char *why, size_t size, int err, const char *fmt, ...) HS_PRINTF(4, 5);
@@ -194,53 +200,88 @@ static int profile_text(struct heal_capture_run *r, struct obs_profile *p)
 	return 0;
 }
 
-static int crash_report(const struct heal_capture_ctx *ctx, struct heal_capture_run *r,
-			uint64_t now_ms)
+/* crash_report: the fatal signals of the window, and a host-wide CPU profile over the
+ * capture kept to the target's processes, which are primed in the symbolizer each tick while
+ * they live: a crash loop's processes are dead by the time the profile is read. */
+static void crash_header(const struct heal_capture_ctx *ctx, struct heal_capture_run *r)
 {
-	struct obs_cpuprof *host = obs_cpuprof_host();
-	char sigs[256] = "";
 	size_t o = 0;
-	uint64_t fatal = 0;
-	FILE *f;
 
+	r->fatal = 0;
+	r->sigs[0] = '\0';
 	for (int s = 1; s < 64; s++) {
 		if (!ctx->fatal_by_sig[s])
 			continue;
-		fatal += ctx->fatal_by_sig[s];
-		o += (size_t)snprintf(sigs + o, sizeof(sigs) - o, "%sSIG%s x%llu", o ? ", " : "",
-				      sigabbrev_np(s) ?: "?",
+		r->fatal += ctx->fatal_by_sig[s];
+		o += (size_t)snprintf(r->sigs + o, sizeof(r->sigs) - o, "%sSIG%s x%llu",
+				      o ? ", " : "", sigabbrev_np(s) ?: "?",
 				      (unsigned long long)ctx->fatal_by_sig[s]);
-		if (o >= sizeof(sigs))
+		if (o >= sizeof(r->sigs))
 			break;
 	}
+	snprintf(r->target, sizeof(r->target), "%s", ctx->target);
+	r->window_ms = ctx->window_ms;
+}
+
+static bool seen(const struct heal_capture_run *r, uint32_t tgid)
+{
+	for (unsigned i = 0; i < r->nseen; i++)
+		if (r->seen[i] == tgid)
+			return true;
+	return false;
+}
+
+void heal_capture_members(struct heal_capture_run *r, const pid_t *pids, size_t n)
+{
+	if (!r || r->kind != HEAL_CAPTURE_CRASH_REPORT || r->done)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (seen(r, (uint32_t)pids[i]))
+			continue;
+		if (r->nseen < CAPTURE_MAX_PIDS) {
+			obs_sym_prime(r->sym, (int)pids[i]);
+			r->seen[r->nseen++] = (uint32_t)pids[i];
+		}
+	}
+}
+
+static int crash_text(struct heal_capture_run *r, struct obs_profile *p)
+{
+	struct obs_profile_fn *rows = NULL;
+	size_t w = 0;
+	uint64_t total = 0;
+	FILE *f;
+	int n;
+
+	/* Keep the target's processes only. */
+	for (size_t i = 0; i < p->nstacks; i++) {
+		if (seen(r, p->stacks[i].tgid)) {
+			total += p->stacks[i].count;
+			p->stacks[w++] = p->stacks[i];
+		} else {
+			free(p->stacks[i].frames);
+		}
+	}
+	p->nstacks = w;
+	p->total = total;
 	f = open_memstream(&r->text, &r->len);
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, "target %s, over the last %llu s\n", ctx->target,
-		(unsigned long long)(ctx->window_ms / 1000));
-	fprintf(f, "fatal signals: %s\n", fatal ? sigs : "none");
-	fprintf(f, "live processes now: %zu\n", ctx->nprocs);
-	if (!host) {
-		fprintf(f, "\nno CPU profile: the always-on sampler is not running\n");
-	} else {
-		fprintf(f,
-			"\ntop CPU functions of the live processes, last %d s (49 Hz sampler):\n",
-			CRASH_CPU_SECONDS);
-		for (size_t i = 0; i < ctx->nprocs && i < 16; i++) {
-			struct obs_profile p;
-
-			if (obs_cpuprof_recent(host, r->sym, (uint32_t)ctx->procs[i],
-					       CRASH_CPU_SECONDS, now_ms, &p) == 0) {
-				fprintf(f, "pid %d:\n", (int)ctx->procs[i]);
-				obs_profile_write_table(&p, f, 5);
-				obs_profile_reset(&p);
-			}
-		}
-	}
+	fprintf(f, "target %s, over the last %llu s\n", r->target,
+		(unsigned long long)(r->window_ms / 1000));
+	fprintf(f, "fatal signals: %s\n", r->fatal ? r->sigs : "none");
+	fprintf(f, "processes of the target seen during the capture: %u\n\n", r->nseen);
+	obs_profile_write_table(p, f, CAPTURE_TOP);
+	fprintf(f, "\n# folded stacks (flamegraph.pl, speedscope)\n");
+	obs_profile_write_folded(p, f, OBS_FOLDED_TGID);
 	fclose(f);
-	snprintf(r->summary, sizeof(r->summary), "%llu fatal signals (%s) in %llu s",
-		 (unsigned long long)fatal, fatal ? sigs : "none",
-		 (unsigned long long)(ctx->window_ms / 1000));
+	n = obs_profile_top(p, 0, &rows);
+	snprintf(r->summary, sizeof(r->summary),
+		 "%llu fatal signals (%s) in %llu s; CPU before: %s %.0f%% of %llu samples",
+		 (unsigned long long)r->fatal, r->fatal ? r->sigs : "none",
+		 (unsigned long long)(r->window_ms / 1000), n > 0 ? rows[0].func : "no samples",
+		 n > 0 ? rows[0].self_pct : 0.0, (unsigned long long)total);
+	free(rows);
 	return 0;
 }
 
@@ -273,10 +314,17 @@ int heal_capture_start(const struct heal_capture_ctx *ctx, uint64_t now_ms,
 			    (int)r->subject);
 		r->done = true;
 		break;
-	case HEAL_CAPTURE_CRASH_REPORT:
-		err = crash_report(ctx, r, now_ms);
-		r->done = true;
+	case HEAL_CAPTURE_CRASH_REPORT: {
+		/* every process; the target's are primed in the symbolizer while they live */
+		struct obs_cpuprof_opts o = {.hz = CAPTURE_CPU_HZ, .keep_procs = true};
+
+		crash_header(ctx, r);
+		heal_capture_members(r, ctx->procs, ctx->nprocs);
+		err = obs_cpuprof_start(&o, &r->cp);
+		if (err)
+			say(why, whysize, err, "CPU profiler: %s", strerror(-err));
 		break;
+	}
 	case HEAL_CAPTURE_CPU_PROFILE: {
 		struct obs_cpuprof_opts o = {.hz = CAPTURE_CPU_HZ};
 
@@ -370,7 +418,7 @@ int heal_capture_poll(struct heal_capture_run *r, uint64_t now_ms)
 	if (err)
 		return err;
 	obs_profile_finish(&p);
-	err = profile_text(r, &p);
+	err = r->kind == HEAL_CAPTURE_CRASH_REPORT ? crash_text(r, &p) : profile_text(r, &p);
 	obs_profile_reset(&p);
 	r->done = true;
 	return err;

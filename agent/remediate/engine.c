@@ -373,6 +373,15 @@ static void diagnose_step(struct ctx *c)
 				continue;
 			}
 		}
+		if (rb->diagnose[in->capture].capture == HEAL_CAPTURE_CRASH_REPORT) {
+			pid_t *procs = NULL;
+			size_t n = 0;
+
+			if (heal_procs(c->env->obs, target_index(c), &procs, &n) == 0 &&
+			    target_index(c))
+				heal_capture_members(in->run, procs, n);
+			free(procs);
+		}
 		int r = heal_capture_poll(in->run, c->env->mono_ms);
 
 		if (r == 1)

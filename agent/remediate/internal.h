@@ -85,6 +85,9 @@ struct heal_capture_ctx {
 /* Starts a capture. Returns 0, or -errno with why (then nothing runs). */
 int heal_capture_start(const struct heal_capture_ctx *ctx, uint64_t now_ms,
 		       struct heal_capture_run **out, char *why, size_t whysize);
+/* crash_report: the target's processes now, primed so that they can be symbolized after they
+ * died; the engine calls it every tick of the capture. */
+void heal_capture_members(struct heal_capture_run *r, const pid_t *pids, size_t n);
 /* 1 while it runs, 0 when its text is ready (heal_capture_result), -errno when it failed. */
 int heal_capture_poll(struct heal_capture_run *r, uint64_t now_ms);
 /* The capture's text (malloc'ed, NUL-terminated) and one-line summary. */

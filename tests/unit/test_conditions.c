@@ -71,12 +71,21 @@ static void test_emfile_rate(void **state)
 	for (uint64_t t = 1000; t <= 5000; t += 1000)
 		push_errors(s, t, 12);
 
-	/* (0, 5000] has no sample at or before its start: never holds. */
+	/* (0, 5000] has no sample at or before its start, but the count over the 4 s covered
+	 * is above the threshold already: more coverage could only add to it. */
+	assert_int_equal(heal_condition_eval(&rb.detect.when[0], s, 5000, &e), 0);
+	assert_true(e.enough_data);
+	assert_true(e.holds);
+	assert_string_equal(e.explain, "syscall_errors{errno=EMFILE} rate 12.0/s over 5 s (4 s "
+				       "covered, already) > 0");
+	/* Not so for a threshold the part covered does not reach. */
+	rb.detect.when[0].threshold = 100;
 	assert_int_equal(heal_condition_eval(&rb.detect.when[0], s, 5000, &e), 0);
 	assert_false(e.enough_data);
 	assert_false(e.holds);
 	assert_string_equal(e.explain, "syscall_errors{errno=EMFILE} rate over 5 s: not enough "
 				       "data (4 s covered)");
+	rb.detect.when[0].threshold = 0;
 
 	push_errors(s, 6000, 12);
 	assert_int_equal(heal_condition_eval(&rb.detect.when[0], s, 6000, &e), 0);
@@ -210,9 +219,10 @@ static void test_clear_without_list(void **state)
 	      &rb);
 	assert_int_equal(rb.detect.for_ms, 0);
 	push_errors(s, 1000, 5);
-	assert_int_equal(heal_detect_step(&rb.detect, s, 1000, &st), HEAL_DETECT_UNCHANGED);
+	/* 5 errors in the first tick are more than 1/s over 1 s whatever came before. */
+	assert_int_equal(heal_detect_step(&rb.detect, s, 1000, &st), HEAL_DETECT_FIRED);
 	push_errors(s, 2000, 5);
-	assert_int_equal(heal_detect_step(&rb.detect, s, 2000, &st), HEAL_DETECT_FIRED);
+	assert_int_equal(heal_detect_step(&rb.detect, s, 2000, &st), HEAL_DETECT_UNCHANGED);
 	push_errors(s, 3000, 2);
 	assert_int_equal(heal_detect_step(&rb.detect, s, 3000, &st), HEAL_DETECT_UNCHANGED);
 	push_errors(s, 4000, 1);
