@@ -82,6 +82,7 @@ struct inst {
 	bool said_wait;
 	uint64_t last_error_ms;
 	char note[HEAL_NOTE_MAX];
+	char fired_why[HEAL_WHY_MAX]; /* the detect conditions when the episode started */
 	struct watch watches[WATCH_MAX];
 };
 
@@ -318,6 +319,7 @@ static void start_episode(struct ctx *c)
 		return;
 	}
 	in->episode = id;
+	hs_strlcpy(in->fired_why, in->det.why, sizeof(in->fired_why));
 	in->capture = 0;
 	in->step = 0;
 	in->attempts = 0;
@@ -463,7 +465,7 @@ static void fill_in(struct ctx *c, const struct heal_step *s, const struct heal_
 	ci->force_dry_run = c->env->force_dry_run;
 	ci->episode_id = in->episode;
 	snprintf(why, whysize, "runbook %s, episode %" PRId64 ": %.1024s%s%.400s%s%.512s",
-		 in->runbook, in->episode, in->det.why, sub && sub->pid ? "; " : "",
+		 in->runbook, in->episode, in->fired_why, sub && sub->pid ? "; " : "",
 		 sub && sub->pid ? sub->why : "", s->why ? "; " : "", s->why ?: "");
 	ci->why = why;
 }
@@ -896,6 +898,8 @@ static bool applies(const struct heal_runbook *rb, const char *target)
 {
 	if (rb->applies_to.target)
 		return streq(rb->applies_to.target, target);
+	if (rb->applies_to.policy_targets)
+		return !streq(target, "other");
 	return !(rb->applies_to.unit || rb->applies_to.cgroup || rb->applies_to.comm ||
 		 rb->applies_to.exe);
 }

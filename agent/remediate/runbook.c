@@ -783,6 +783,9 @@ static int applies_check(struct sch_ctx *ctx, void *obj, const struct yt_node *m
 	const struct yt_node *target = yt_map_get(map, "target");
 
 	pos_of(target, &a->target_pos);
+	if (a->policy_targets && target)
+		sch_error(ctx, yt_map_get(map, "policy_targets"),
+			  "'policy_targets' and 'target' exclude each other");
 	for (size_t i = 0; target && i < ARRAY_SIZE(selectors); i++) {
 		const struct yt_node *sel = yt_map_get(map, selectors[i]);
 
@@ -800,6 +803,11 @@ static int applies_check(struct sch_ctx *ctx, void *obj, const struct yt_node *m
 
 #define APP(f) offsetof(struct heal_applies_to, f)
 static const struct sch_field applies_fields[] = {
+    {.name = "policy_targets",
+     .type = SCH_BOOL,
+     .offset = APP(policy_targets),
+     .def = "false",
+     .doc = "every target of the policy, each on its own (not the rest of the host)"},
     {.name = "target",
      .type = SCH_STRING,
      .offset = APP(target),

@@ -170,7 +170,8 @@ struct heal_step {
 };
 
 struct heal_applies_to {
-	char *target; /* a target of the policy; excludes the selectors below */
+	bool policy_targets; /* every target of the policy, not the rest of the host */
+	char *target;	     /* a target of the policy; excludes the selectors below */
 	struct heal_pos target_pos;
 	char *unit;
 	char *cgroup;
