@@ -531,7 +531,7 @@ int act_restart_apply(const struct act_request *req, struct act_result *res)
 	res->pidfd = fd;
 	res->deadline = now_ms() + timeout;
 	res->applied = true;
-	snprintf(res->after, sizeof(res->after), "running as pid %d", (int)pid);
+	snprintf(res->after, sizeof(res->after), "restart command started (pid %d)", (int)pid);
 	return 0;
 }
 

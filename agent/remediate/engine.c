@@ -660,7 +660,7 @@ static bool verify_eval(struct ctx *c, char *json, size_t jsize, char *text, siz
 			jo += (size_t)snprintf(
 			    json + jo, jsize - jo,
 			    "%s{\"signal\":\"%s\",\"aggregation\":\"%s\",\"op\":\"%s\","
-			    "\"threshold\":%g,\"value\":%s%g%s,\"holds\":%s}",
+			    "\"threshold\":%.15g,\"value\":%s%.15g%s,\"holds\":%s}",
 			    i ? "," : "", cd->signal, obs_agg_names[cd->aggregation],
 			    heal_op_names[cd->op], cd->threshold, isfinite(ev.value) ? "" : "\"",
 			    isfinite(ev.value) ? ev.value : 0, isfinite(ev.value) ? "" : "\"",
