@@ -20,6 +20,7 @@
  * file system of the file's version (fstatfs): a symlink or a bind mount that leads
  * elsewhere is -EXDEV.
  */
+#include <dirent.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <poll.h>
@@ -189,6 +190,36 @@ static int netns_open(const struct act_request *req, unsigned long long *dev,
 	return fd;
 }
 
+/* A namespace outlives the process that named it (a server restarted inside it): any
+ * process still in the namespace (dev, ino) gives a way in. Its fd, or -ESRCH. */
+static int netns_find(unsigned long long dev, unsigned long long ino)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int fd = -ESRCH;
+
+	if (!d)
+		return -errno;
+	while (fd < 0 && (e = readdir(d))) {
+		char path[64];
+		struct stat st;
+		int f;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.16s/ns/net", e->d_name);
+		f = open(path, O_RDONLY | O_CLOEXEC);
+		if (f < 0)
+			continue;
+		if (fstat(f, &st) == 0 && st.st_ino == ino && st.st_dev == dev)
+			fd = f;
+		else
+			close(f);
+	}
+	closedir(d);
+	return fd;
+}
+
 /* file_io() on path inside the network namespace nsfd, from a short-lived child. */
 static int netns_io(int nsfd, const char *path, const char *wval, char *out, size_t size)
 {
@@ -248,12 +279,17 @@ static int sysctl_io(const struct act_request *req, const struct act_result *res
 			*c = '/';
 	if (req->sysctl.netns_pid > 0 || req->sysctl.netns_path[0]) {
 		nsfd = netns_open(req, &dev, &ino);
+		if (res && res->netns_ino &&
+		    (nsfd < 0 ? nsfd == -ESRCH : res->netns_ino != ino || res->netns_dev != dev)) {
+			/* the process that named it is gone: the namespace may not be */
+			if (nsfd >= 0)
+				close(nsfd);
+			nsfd = netns_find(res->netns_dev, res->netns_ino);
+			dev = res->netns_dev;
+			ino = res->netns_ino;
+		}
 		if (nsfd < 0)
 			return nsfd;
-		if (res && res->netns_ino && (res->netns_ino != ino || res->netns_dev != dev)) {
-			close(nsfd);
-			return -ESRCH;
-		}
 		r = netns_io(nsfd, path, wval, raw, sizeof(raw));
 		close(nsfd);
 		if (!r && rec && !rec->netns_ino) {

@@ -70,6 +70,7 @@ struct obs {
 	struct obs_targets targets;
 	const struct safe_policy *policy;     /* until the targets are ready */
 	struct rss_ring rss[HS_NTARGETS + 1]; /* the last one: the host */
+	struct obs_netns_watch netns[HS_NTARGETS];
 	uint64_t last_ms;
 	uint64_t ticks;
 };
@@ -675,8 +676,12 @@ int obs_sample(struct obs *obs, struct obs_snapshot *snap)
 	sum_host(snap, elapsed / 1000.0);
 	target_losses(obs, snap);
 	cost_tick(obs, t);
-	if (obs->targets_ready)
+	if (obs->targets_ready) {
 		sample_memory(obs, snap);
+		obs_netstat_sample(obs->netns, &obs->targets, snap);
+		for (int idx = 0; idx < snap->ntargets; idx++)
+			snap->host.listen_overflows += snap->t[idx].listen_overflows;
+	}
 	obs->last_ms = t;
 	return failed ? -EIO : 0;
 }

@@ -65,6 +65,21 @@ struct obs_collector_info {
 #define OBS_SC_LAT_WINDOW_MS 1000 /* in windows of 1 s */
 #define OBS_SC_LAT_PERIOD_MS 5000 /* every 5 s */
 
+/* TCP listen-queue overflows (netstat.c): the namespaces a target's processes live in. */
+#define OBS_NETNS_MAX 8
+
+struct obs_netns_seen {
+	uint64_t ino;  /* of /proc/PID/ns/net */
+	uint64_t last; /* TcpExt ListenOverflows at the last reading */
+	uint32_t gen;  /* the tick it was last read */
+};
+
+struct obs_netns_watch {
+	struct obs_netns_seen ns[OBS_NETNS_MAX];
+	unsigned n;
+	uint32_t gen;
+};
+
 struct obs_errno_count {
 	int err;	/* positive errno */
 	uint64_t count; /* in the last tick */
@@ -88,6 +103,9 @@ struct obs_target_snap {
 	uint64_t faults; /* user page faults in the tick */
 	uint64_t rss_bytes;
 	double rss_slope; /* bytes per second, least squares over the window */
+	/* network: TcpExt ListenOverflows of the namespaces of its processes, this tick (a
+	 * target in the host's namespace sees every overflow there) */
+	uint64_t listen_overflows;
 	/* lifecycle */
 	uint64_t execs, exits, forks, fatal;
 	uint64_t fatal_by_sig[64];
@@ -149,6 +167,11 @@ int obs_finish_object(struct obs *obs, struct bpf_object *obj, struct bpf_object
 /* Pin helpers for collectors: DIR/name, recorded so that obs_close() unpins it. */
 int obs_pin_map(struct obs *obs, struct bpf_map *map, const char *name);
 int obs_pin_prog(struct obs *obs, struct bpf_program *prog, const char *name);
+
+/* netstat.c: listen_overflows of every target (watch: one per index, zeroed at start). */
+struct obs_targets;
+void obs_netstat_sample(struct obs_netns_watch *watch, const struct obs_targets *t,
+			struct obs_snapshot *snap);
 
 extern const struct obs_collector_ops obs_lifecycle_ops;
 extern const struct obs_collector_ops obs_syscalls_ops;

@@ -220,6 +220,21 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 		/* net.* belongs to a network namespace: the subject's */
 		if (sub && sub->pid && !strncmp(req->sysctl.name, "net.", 4))
 			req->sysctl.netns_pid = sub->pid;
+		if (s->params.sysctl.raise_only) {
+			char now[ACT_VALUE_MAX], *end1, *end2;
+			long long cur, want;
+			int err = act_read(req, now, sizeof(now));
+
+			if (err)
+				return say(why, whysize, err, "cannot read %s: %s", req->sysctl.name,
+					   strerror(-err));
+			cur = strtoll(now, &end1, 10);
+			want = strtoll(req->sysctl.value, &end2, 10);
+			if (!*end1 && !*end2 && end1 != now && cur >= want)
+				return say(why, whysize, -EALREADY,
+					   "%s is %lld already, not below %lld (raise_only)",
+					   req->sysctl.name, cur, want);
+		}
 		return 0;
 	case HEAL_ACT_SIGNAL:
 		req->signal.signo = heal_signal_number(s->params.signal.signal);

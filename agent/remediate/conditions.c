@@ -61,6 +61,11 @@ static double x_exits(const struct heal_condition *c, const struct heal_sample *
 	return (double)t->exits;
 }
 
+static double x_listen_overflows(const struct heal_condition *c, const struct heal_sample *t)
+{
+	return (double)t->listen_overflows;
+}
+
 static double x_rss(const struct heal_condition *c, const struct heal_sample *t)
 {
 	return (double)t->rss_bytes;
@@ -86,6 +91,7 @@ static const struct sig_extractor extractors[] = {
     {"page_faults", SIG_COUNTER, x_faults, NULL},
     {"fatal_signals", SIG_COUNTER, x_fatal, NULL},
     {"exits", SIG_COUNTER, x_exits, NULL},
+    {"listen_overflows", SIG_COUNTER, x_listen_overflows, NULL},
 };
 
 static const struct sig_extractor *extractor_lookup(const char *name)
@@ -164,6 +170,7 @@ int heal_series_push(struct heal_series *s, const struct obs_target_snap *snap, 
 	t->execs = snap->execs;
 	t->exits = snap->exits;
 	t->fatal = snap->fatal;
+	t->listen_overflows = snap->listen_overflows;
 	s->next = (s->next + 1) % HEAL_SERIES_TICKS;
 	if (s->filled < HEAL_SERIES_TICKS)
 		s->filled++;

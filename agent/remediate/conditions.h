@@ -40,6 +40,7 @@ struct heal_sample {
 	struct obs_hist sc_lat, rq_lat; /* this tick's histograms, not the windows */
 	uint64_t rss_bytes;
 	uint64_t faults, execs, exits, fatal;
+	uint64_t listen_overflows;
 };
 
 struct heal_series {

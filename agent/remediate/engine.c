@@ -75,6 +75,7 @@ struct inst {
 	size_t step;
 	int attempts, failures;
 	int64_t change_id;
+	int64_t restart_id; /* the restart that makes change_id take effect; 0: none */
 	bool notify;
 	int64_t not_before_ms;
 	uint64_t deadline;
@@ -435,13 +436,55 @@ static void alert(struct ctx *c, const struct heal_step *s)
 	note(c, "alert: %s", msg ?: "");
 }
 
+static void fill_in(struct ctx *c, const struct heal_step *s, const struct heal_subject_pick *sub,
+		    struct safe_change_in *ci, char *why, size_t whysize);
+
+/* A knob read when the target starts (somaxconn at listen()): restart it, as the second half
+ * of the change the gate (and an operator, for its class) admitted. 0, or -errno. */
+static int companion_restart(struct ctx *c, const struct heal_step *s)
+{
+	struct heal_step rs = {.action = HEAL_ACT_RESTART, .class_name = s->class_name};
+	struct safe_change_in ci;
+	struct safe_change_out out;
+	char why[HEAL_NOTE_MAX], reason[4096];
+	int err;
+
+	rs.params.restart.grace_ms = 5000;
+	rs.why = "the value takes effect when the target restarts";
+	fill_in(c, &rs, &c->in->self, &ci, reason, sizeof(reason));
+	ci.p.part_of_change = true;
+	ci.p.approved = true;
+	err = heal_step_request(&rs, &c->in->self, policy_target(c), &ci.p.req, why, sizeof(why));
+	if (err) {
+		note(c, "the restart that makes it take effect is not possible: %s", why);
+		return err;
+	}
+	err = safe_changes_propose(c->env->changes, c->env->policy, &ci, &out);
+	if (err)
+		return err;
+	if (out.d.decision != SAFE_ALLOW || out.err) {
+		note(c, "restart %" PRId64 " not made: %s", out.change_id,
+		     out.err ? out.why : out.d.reason);
+		return out.err ? out.err : -EPERM;
+	}
+	c->in->restart_id = out.change_id;
+	note(c, "change %" PRId64 ": restart command started so that the value takes effect",
+	     out.change_id);
+	return 0;
+}
+
 static void on_applied(struct ctx *c, const struct safe_change_out *out)
 {
 	struct inst *in = c->in;
+	const struct heal_step *s = &c->rb->remediate[in->step];
 
 	in->attempts++;
 	in->change_id = out->change_id;
-	in->deadline = c->env->mono_ms + (uint64_t)c->rb->verify.within_ms;
+	in->restart_id = 0;
+	if (s->action == HEAL_ACT_SYSCTL && s->params.sysctl.restart && companion_restart(c, s))
+		in->deadline = 0; /* verify concludes at once: rolled back, escalated */
+	else
+		in->deadline = c->env->mono_ms + (uint64_t)c->rb->verify.within_ms;
 	note(c, "change %" PRId64 " applied: %s %s -> %s; verifying within %lld s", out->change_id,
 	     heal_action_names[c->rb->remediate[in->step].action],
 	     out->before[0] ? out->before : "-", out->after[0] ? out->after : "-",
@@ -689,35 +732,73 @@ static void watch_add(struct inst *in, int64_t id, int revert, const struct heal
 		 in->runbook, in->target, id);
 }
 
+/* Polls a restart change; 1 while its command runs, 0 done well, -errno failed (why set). */
+static int restart_poll(struct ctx *c, int64_t id, char *why, size_t size)
+{
+	struct safe_live *l = id ? safe_changes_live(c->env->changes, id) : NULL;
+	int r;
+
+	if (!l || l->res.req.kind != ACT_KIND_RESTART || l->res.restart_done)
+		return 0;
+	r = act_poll(&l->res);
+	if (r == -EINPROGRESS)
+		return 1;
+	if (r)
+		hs_strlcpy(why, l->res.why, size);
+	return r;
+}
+
+/* Concludes the step's change (and its companion restart) and escalates to the next step. */
+static void escalate(struct ctx *c, const char *json, const char *fmt, ...) HS_PRINTF(3, 4);
+static void escalate(struct ctx *c, const char *json, const char *fmt, ...)
+{
+	struct inst *in = c->in;
+	char why[HEAL_NOTE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	safe_changes_conclude(c->env->changes, in->change_id, false, MEM_VERDICT_ROLLBACK, json,
+			      why);
+	if (in->restart_id)
+		safe_changes_conclude(c->env->changes, in->restart_id, false, MEM_VERDICT_ROLLBACK,
+				      json, why);
+	note(c, "change %" PRId64 " rolled back: %s; escalating", in->change_id, why);
+	in->failures++;
+	in->step++;
+	in->change_id = in->restart_id = 0;
+	set_phase(c, PH_ACT);
+	act_step(c);
+}
+
 static void verify_step(struct ctx *c)
 {
 	struct inst *in = c->in;
 	const struct heal_step *s = &c->rb->remediate[in->step];
-	struct safe_live *l = safe_changes_live(c->env->changes, in->change_id);
-	char json[2048], text[HEAL_WHY_MAX];
+	char json[2048], text[HEAL_WHY_MAX], why[ACT_WHY_MAX];
 	bool ok;
+	int r1, r2;
 
-	if (l && l->res.req.kind == ACT_KIND_RESTART && !l->res.restart_done) {
-		int r = act_poll(&l->res);
-
-		if (r == -EINPROGRESS && c->env->mono_ms < in->deadline)
-			return;
-		if (r && r != -EINPROGRESS) {
-			safe_changes_conclude(c->env->changes, in->change_id, false,
-					      MEM_VERDICT_ROLLBACK, NULL, l->res.why);
-			note(c, "change %" PRId64 ": the restart command failed: %s; escalating",
-			     in->change_id, l->res.why);
-			in->failures++;
-			in->step++;
-			set_phase(c, PH_ACT);
-			act_step(c);
-			return;
-		}
+	if (!in->deadline) {
+		escalate(c, NULL, "the restart that makes it take effect could not run");
+		return;
 	}
+	r1 = restart_poll(c, in->change_id, why, sizeof(why));
+	r2 = r1 < 0 ? 0 : restart_poll(c, in->restart_id, why, sizeof(why));
+	if (r1 < 0 || r2 < 0) {
+		escalate(c, NULL, "the restart command failed: %s", why);
+		return;
+	}
+	if ((r1 == 1 || r2 == 1) && c->env->mono_ms < in->deadline)
+		return;
 	ok = verify_eval(c, json, sizeof(json), text, sizeof(text));
 	if (ok) {
 		safe_changes_conclude(c->env->changes, in->change_id, true, MEM_VERDICT_KEEP, json,
 				      text);
+		if (in->restart_id)
+			safe_changes_conclude(c->env->changes, in->restart_id, true,
+					      MEM_VERDICT_KEEP, json, text);
 		note(c, "change %" PRId64 " verified after %.1f s: %s", in->change_id,
 		     (double)(c->env->mono_ms - in->phase_ms) / 1000.0, text);
 		if (s->revert != HEAL_REVERT_NEVER)
@@ -725,19 +806,13 @@ static void verify_step(struct ctx *c)
 				  s->subject == HEAL_SUBJECT_CPU_HOG ? &in->hog : &in->self);
 		in->failures = 0;
 		episode_end(c, MEM_EPISODE_RESOLVED, "resolved by change %" PRId64, in->change_id);
+		in->restart_id = 0;
 		return;
 	}
 	if (c->env->mono_ms < in->deadline)
 		return;
-	safe_changes_conclude(c->env->changes, in->change_id, false, MEM_VERDICT_ROLLBACK, json,
-			      "verify did not hold within the deadline");
-	note(c, "change %" PRId64 " did not help within %lld s (%s): rolled back; escalating",
-	     in->change_id, (long long)(c->rb->verify.within_ms / 1000), text);
-	in->failures++;
-	in->step++;
-	in->change_id = 0;
-	set_phase(c, PH_ACT);
-	act_step(c);
+	escalate(c, json, "verify did not hold within %lld s (%s)",
+		 (long long)(c->rb->verify.within_ms / 1000), text);
 }
 
 /* Kept changes with a revert rule: undo them when their rule says so. */

@@ -237,6 +237,18 @@ static const struct sch_field sysctl_fields[] = {
      .min = 1,
      .max = 256,
      .doc = "value to write"},
+    {.name = "raise_only",
+     .type = SCH_BOOL,
+     .offset = offsetof(struct heal_sysctl_params, raise_only),
+     .def = "true",
+     .doc = "an integer already at or above value is left alone, and the step skipped"},
+    {.name = "restart",
+     .type = SCH_BOOL,
+     .offset = offsetof(struct heal_sysctl_params, restart),
+     .def = "false",
+     .doc = "the value takes effect when the target restarts (net.core.somaxconn is read at "
+	    "listen()): run the target's restart command after writing it, as part of the same "
+	    "change and approval"},
 };
 
 static const struct sch_struct sysctl_schema = {

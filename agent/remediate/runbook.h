@@ -120,6 +120,8 @@ struct heal_memory_high_params {
 struct heal_sysctl_params {
 	char *name;
 	char *value;
+	bool raise_only; /* an integer already at or above value is left alone (step skipped) */
+	bool restart;	 /* takes effect when the target restarts: restart it after writing */
 };
 
 struct heal_signal_params {

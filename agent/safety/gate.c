@@ -466,6 +466,8 @@ static int rule_budgets(struct gate_ctx *g)
 	int64_t hour =
 	    max64(safe_gate_changes_last_hour(g->st, g->p->now_ms), g->st->mem.changes_last_hour);
 	int64_t active = max64(g->st->active, g->st->mem.active);
+	if (g->p->part_of_change)
+		return 0;
 
 	if (hour >= b->changes_per_hour)
 		return decide(g->out, SAFE_DENY, SAFE_RULE_CHANGES_PER_HOUR,
@@ -484,6 +486,8 @@ static int rule_blast(struct gate_ctx *g)
 {
 	const struct safe_blast_radius *br = &g->pol->budgets.blast_radius;
 	int targets = g->p->targets > 0 ? g->p->targets : 1;
+	if (g->p->part_of_change)
+		return 0;
 
 	if (g->p->processes > br->processes)
 		return decide(g->out, SAFE_DENY, SAFE_RULE_BLAST_RADIUS,
@@ -523,6 +527,8 @@ static int rule_cooldown(struct gate_ctx *g)
 	const struct safe_gate_limits *l = &g->st->limits;
 	int64_t n = 0;
 	char clock[32];
+	if (g->p->part_of_change)
+		return 0;
 
 	if (k && g->p->now_ms < k->cooldown_until)
 		return decide(g->out, SAFE_DENY, SAFE_RULE_COOLDOWN,

@@ -30,7 +30,8 @@
  *   5. storm     frozen since safe_gate_storm_note() saw too many distinct runbooks fire
  *                within the storm window; only safe_gate_unfreeze() (an operator) lifts it
  *   6. budgets   changes per hour and concurrent changes: the larger of the gate's own
- *                account and state.mem
+ *                account and state.mem (rules 6 to 8 pass p.part_of_change: the second
+ *                half of a change they admitted already)
  *   7. blast     processes and targets one change touches
  *   8. cooldown  per (source, target): after a change the pair waits cooldown_ms, after a
  *                failure cooldown_ms * backoff^failures (at most cooldown_max_ms); then
@@ -106,6 +107,9 @@ struct safe_proposal {
 	int64_t now_ms;		  /* wall clock, ms since the epoch */
 	int processes;		  /* blast radius: processes the change touches */
 	int targets;		  /* blast radius: targets the change touches (0 counts as 1) */
+	/* the second half of a change already admitted (the restart that makes a knob take
+	 * effect): budgets, blast radius, cooldown and flapping counted the first half */
+	bool part_of_change;
 	bool approved; /* approved (by an operator, or the notify delay passed): the class rule
 			* allows; every other rule still applies */
 };

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# 0350-heal-listen-overflow.sh - a server's accept queue overflows inside a network
+# namespace; homeostat raises net.core.somaxconn there and restarts the server, after
+# approval; clients connect at once again; the host's own value never moves.
+#
+# In a network namespace made here, net.core.somaxconn is 8; lserver listens (backlog capped
+# at 8) and accepts one connection every 20 ms; a client (a copy of lserver named lclient,
+# outside the target) opens 64 connections at once every second and times them: most wait
+# ~1 s for a retransmitted SYN. The listen-overflow runbook of remediations/ must see
+# ListenOverflows of the server's namespace, propose somaxconn 4096 together with the
+# server's restart (class approve under the default policy), and after `homeostat approve`
+# write it in that namespace only, restart the server through its target's restart command,
+# verify that overflows stopped and keep the change. Deleting the namespace at the end
+# leaves nothing changed.
+# hs-asan: yes
+. "$(dirname "$0")/lib.sh"
+
+LSERVER=$HS_TOP/$HS_BUILD/workloads/lserver
+[ -x "$LSERVER" ] || { echo "missing $LSERVER: run make check-tests"; exit 1; }
+command -v ip >/dev/null || skip_all "no ip(8)"
+q() { sqlite3 -cmd '.timeout 5000' "$T_DB" "$1" 2>/dev/null; }
+q_is() { [ "$(q "$1")" = "$2" ]; }
+wait_for() { # seconds command...
+	local n=$(($1 * 10))
+	shift
+	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
+	return 1
+}
+NS=hs-test-$$
+ns_somaxconn() { ip netns exec "$NS" cat /proc/sys/net/core/somaxconn; }
+host_before=$(cat /proc/sys/net/core/somaxconn)
+
+ip netns add "$NS" || skip_all "cannot make a network namespace"
+on_exit "ip netns pids $NS 2>/dev/null | xargs -r kill -9 2>/dev/null; sleep 0.2; ip netns del $NS"
+ip netns exec "$NS" ip link set lo up
+echo 8 | ip netns exec "$NS" tee /proc/sys/net/core/somaxconn >/dev/null
+cp "$LSERVER" "$T_DIR/lclient"
+
+cat >"$T_DIR/restart-lserver.sh" <<SH
+#!/bin/sh
+# stops the server and starts a new one in its namespace, the way a service manager would
+kill \$(cat "$T_DIR/lserver.pid") 2>/dev/null
+sleep 0.2
+ip netns exec "$NS" setsid "$LSERVER" serve --port 8080 >/dev/null 2>&1 </dev/null &
+echo \$! >"$T_DIR/lserver.pid"
+SH
+chmod 0755 "$T_DIR/restart-lserver.sh"
+on_exit 'kill $(cat "$T_DIR/lserver.pid" 2>/dev/null) 2>/dev/null'
+
+t_config
+t_add_target web comm lserver restart "/bin/sh $T_DIR/restart-lserver.sh"
+t_start
+ip netns exec "$NS" setsid "$LSERVER" serve --port 8080 >/dev/null 2>&1 </dev/null &
+echo $! >"$T_DIR/lserver.pid"
+first=$(cat "$T_DIR/lserver.pid")
+sleep 0.5
+ip netns exec "$NS" "$T_DIR/lclient" burst --port 8080 >"$T_DIR/client.log" 2>&1 &
+CLIENT=$!
+on_exit "kill $CLIENT 2>/dev/null"
+
+check "a listen-overflow episode opens for web" \
+	wait_for 30 q_is "SELECT runbook || ' ' || target FROM episodes" "listen-overflow web"
+check "somaxconn 4096 with a restart waits for approval" \
+	wait_for 10 q_is "SELECT kind || ' ' || knob || ' ' || after || ' ' || state FROM changes" \
+	"sysctl net.core.somaxconn 4096 PENDING_APPROVAL"
+id=$(q "SELECT id FROM changes WHERE kind = 'sysctl'")
+check "clients wait for retransmitted SYNs meanwhile" wait_for 10 \
+	bash -c "awk '\$10 > 0 { slow++ } END { exit !(slow >= 2) }' '$T_DIR/client.log'"
+check "nothing changed before the approval" [ "$(ns_somaxconn)" = 8 ] && [ "$(cat "$T_DIR/lserver.pid")" = "$first" ]
+
+"$HSC" --socket "$T_SOCK" approve "$id"
+check "homeostat approve $id exits 0" [ $? -eq 0 ]
+check "somaxconn is 4096 in the server's namespace" wait_for 10 bash -c "[ \"\$(ip netns exec $NS cat /proc/sys/net/core/somaxconn)\" = 4096 ]"
+check "the host's somaxconn did not move ($host_before)" [ "$(cat /proc/sys/net/core/somaxconn)" = "$host_before" ]
+check "the server was restarted" wait_for 10 bash -c "[ \"\$(cat '$T_DIR/lserver.pid')\" != $first ]"
+check "both halves are kept after verify" \
+	wait_for 40 q_is "SELECT group_concat(kind || ':' || state, ' ') FROM changes" "sysctl:KEPT restart:KEPT"
+check "the episode is RESOLVED" wait_for 5 q_is "SELECT state FROM episodes" RESOLVED
+check "clients connect at once again (no slow connection in the last 3 bursts)" \
+	bash -c "tail -n 3 '$T_DIR/client.log' | awk '{ slow += \$10 } END { exit !(NR == 3 && slow == 0) }'"
+tail -n 4 "$T_DIR/client.log"
+"$HSC" --socket "$T_SOCK" history | sed -n '/^history:/,/^episodes:/p'
+check "the sysctl change names the namespace's revert" \
+	bash -c "sqlite3 '$T_DB' \"SELECT revert FROM changes WHERE id = $id\" | grep -q 'nsenter'"
+"$HSC" --socket "$T_SOCK" rollback "$id"
+check "rollback $id puts 8 back in the namespace, though the server it was read from is gone" \
+	[ "$(ns_somaxconn)" = 8 ]
+kill "$CLIENT"
+check "the daemon stops cleanly" t_stop
+t_done
