@@ -226,8 +226,8 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 			int err = act_read(req, now, sizeof(now));
 
 			if (err)
-				return say(why, whysize, err, "cannot read %s: %s", req->sysctl.name,
-					   strerror(-err));
+				return say(why, whysize, err, "cannot read %s: %s",
+					   req->sysctl.name, strerror(-err));
 			cur = strtoll(now, &end1, 10);
 			want = strtoll(req->sysctl.value, &end2, 10);
 			if (!*end1 && !*end2 && end1 != now && cur >= want)

@@ -853,7 +853,7 @@ static void test_runbook_errors(void **state)
 	expect_errors(&e,
 		      "r.yaml:4:16: unknown signal 'nope'; known signals: syscall_rate, "
 		      "syscall_errors, syscall_latency, runq_latency, rss, cpu_usage, "
-		      "fd_usage, page_faults, fatal_signals, exits, restarts",
+		      "fd_usage, listen_overflows, page_faults, fatal_signals, exits, restarts",
 		      NULL);
 
 	assert_int_equal(parse_runbook("name: x\ndetect:\n  when:\n"
