@@ -574,6 +574,14 @@ int obs_sym_prime(struct obs_symbolizer *s, int pid)
 	p = proc_get(s, pid, &err);
 	if (!p)
 		return err ? err : -ESRCH;
+	if (!p->nmaps) {
+		/* read in the middle of an exec (comm set, program not mapped yet): again */
+		proc_clear(p);
+		p->pid = pid;
+		err = parse_maps(pid, p);
+		if (err)
+			return err;
+	}
 	for (size_t i = 0; i < p->nmaps; i++) {
 		struct proc_map *m = &p->maps[i];
 		int fd;

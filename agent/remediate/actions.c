@@ -242,14 +242,29 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 	case HEAL_ACT_RESTART: {
 		int64_t timeout = s->params.restart.grace_ms + 10000;
 
-		if (!t || !t->restart)
+		/* The target's own command first; else its unit, where systemd is the service
+		 * manager (sd_booted(): /run/systemd/system exists). */
+		if (t && t->restart) {
+			if (snprintf(req->restart.command, sizeof(req->restart.command), "%s",
+				     t->restart) >= (int)sizeof(req->restart.command))
+				return say(why, whysize, -ENAMETOOLONG, "restart command too long");
+		} else if (t && t->unit && exists("/run/systemd/system")) {
+			if (strspn(t->unit, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					    "0123456789:_.@-") != strlen(t->unit))
+				return say(why, whysize, -EINVAL, "unit name '%s' is not plain",
+					   t->unit);
+			if (snprintf(req->restart.command, sizeof(req->restart.command),
+				     "systemctl restart -- '%s'",
+				     t->unit) >= (int)sizeof(req->restart.command))
+				return say(why, whysize, -ENAMETOOLONG, "unit name too long");
+		} else {
 			return say(why, whysize, -ENOENT,
 				   "target '%s' declares no restart command in the policy "
-				   "(targets[].restart)",
-				   t ? t->name : "other");
-		if (snprintf(req->restart.command, sizeof(req->restart.command), "%s",
-			     t->restart) >= (int)sizeof(req->restart.command))
-			return say(why, whysize, -ENAMETOOLONG, "restart command too long");
+				   "(targets[].restart)%s",
+				   t ? t->name : "other",
+				   t && t->unit ? ", and systemd does not run here for its unit"
+						: "");
+		}
 		req->restart.timeout_ms =
 		    (unsigned)(timeout > ACT_RESTART_TIMEOUT_MAX_MS ? ACT_RESTART_TIMEOUT_MAX_MS
 								    : timeout);

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "lib/log.h"
 #include "lib/util.h"
 #include "observe/allocprof.h"
 #include "observe/cpuprof.h"
@@ -235,9 +236,13 @@ void heal_capture_members(struct heal_capture_run *r, const pid_t *pids, size_t 
 {
 	if (!r || r->kind != HEAL_CAPTURE_CRASH_REPORT || r->done)
 		return;
+	log_debug("crash_report: %zu live processes of the target", n);
 	for (size_t i = 0; i < n; i++) {
-		if (seen(r, (uint32_t)pids[i]))
+		/* again for a process seen before: its maps may have been read mid-exec */
+		if (seen(r, (uint32_t)pids[i])) {
+			obs_sym_prime(r->sym, (int)pids[i]);
 			continue;
+		}
 		if (r->nseen < CAPTURE_MAX_PIDS) {
 			obs_sym_prime(r->sym, (int)pids[i]);
 			r->seen[r->nseen++] = (uint32_t)pids[i];

@@ -34,6 +34,7 @@
 #define ERROR_REPEAT_MS	  60000
 #define COOLDOWN_MAX_MS	  (7LL * 24 * 3600 * 1000)
 #define CPU_PICK_AFTER_MS 900 /* a CPU hog is picked over at least this long */
+#define HOG_MIN_FRACTION  0.3 /* a process outside the target using less is no hog */
 
 enum phase { PH_IDLE, PH_DIAGNOSE, PH_ACT, PH_WAIT, PH_VERIFY, PH_HOLD };
 
@@ -281,13 +282,18 @@ static int pick_subjects(struct ctx *c)
 	if (err)
 		memset(&in->self, 0, sizeof(in->self));
 	if (hog &&
-	    heal_pick_cpu(&in->cpu, procs, n, false, c->env->policy, c->env->mono_ms, &in->hog))
+	    (heal_pick_cpu(&in->cpu, procs, n, false, c->env->policy, c->env->mono_ms, &in->hog) ||
+	     in->hog.cpu < HOG_MIN_FRACTION)) {
+		if (in->hog.pid)
+			note(c, "the busiest process outside the target is no hog: %s",
+			     in->hog.why);
 		memset(&in->hog, 0, sizeof(in->hog));
+	}
 	free(procs);
 	if (in->self.pid)
 		note(c, "subject: %s", in->self.why);
-	if (hog)
-		note(c, "CPU hog: %s", in->hog.pid ? in->hog.why : "none found outside the target");
+	if (hog && in->hog.pid)
+		note(c, "CPU hog: %s", in->hog.why);
 	if (in->self.pid && in->episode)
 		mem_audit(c->env->mem, "homeostat", "episode.subject", 0,
 			  "episode %" PRId64 ": pid %d", in->episode, (int)in->self.pid);
@@ -342,8 +348,24 @@ static void diagnose_step(struct ctx *c)
 	const struct heal_runbook *rb = c->rb;
 	char why[HEAL_NOTE_MAX], summary[HEAL_NOTE_MAX];
 
-	if (!in->picked && pick_subjects(c))
-		return;
+	if (!in->picked) {
+		bool hog, only_hog = true;
+
+		if (pick_subjects(c))
+			return;
+		needs_cpu(rb, &hog);
+		for (size_t i = 0; i < rb->n_remediate; i++)
+			if (rb->remediate[i].action != HEAL_ACT_ALERT &&
+			    rb->remediate[i].subject != HEAL_SUBJECT_CPU_HOG)
+				only_hog = false;
+		if (hog && only_hog && !in->hog.pid) {
+			episode_end(c, MEM_EPISODE_UNRESOLVED,
+				    "no process outside the target used %.0f%% of a CPU or more: "
+				    "the delay is not a CPU hog's, nothing to do",
+				    HOG_MIN_FRACTION * 100);
+			return;
+		}
+	}
 	for (;;) {
 		if (!in->run) {
 			struct heal_capture_ctx cc = {0};

@@ -26,6 +26,7 @@ struct heal_subject_pick {
 	pid_t pid;
 	unsigned long long start; /* field 22 of /proc/PID/stat */
 	char comm[16];
+	double cpu; /* heal_pick_cpu(): fraction of one CPU it used over the interval */
 	char why[HEAL_NOTE_MAX]; /* "pid 42 (fdhog) holds 256 of 256 descriptors" */
 };
 

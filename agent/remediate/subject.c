@@ -336,11 +336,11 @@ int heal_pick_cpu(const struct heal_cpu_snap *before, const pid_t *procs, size_t
 	if (!out->pid)
 		return -ENOENT;
 	pick_fill(out, out->pid);
+	out->cpu = (double)best / (double)hz / ((double)elapsed / 1000.0);
 	snprintf(out->why, sizeof(out->why),
 		 "pid %d (%s) used %.0f%% of a CPU over the last %.1f s, the most %s",
-		 (int)out->pid, out->comm,
-		 100.0 * (double)best / (double)hz / ((double)elapsed / 1000.0),
-		 (double)elapsed / 1000.0, inside ? "in the target" : "outside the target");
+		 (int)out->pid, out->comm, 100.0 * out->cpu, (double)elapsed / 1000.0,
+		 inside ? "in the target" : "outside the target");
 	return 0;
 }
 
