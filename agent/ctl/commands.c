@@ -143,6 +143,10 @@ static void target_row(struct hs_daemon *d, struct ctl_response *r, const struct
 	ctl_resp_cell_real(r, obs_hist_quantile(&t->sc_lat_window, 0.50) / 1000.0);
 	ctl_resp_cell_real(r, obs_hist_quantile(&t->sc_lat_window, 0.99) / 1000.0);
 	ctl_resp_cell_real(r, obs_hist_quantile(&t->rq_lat_window, 0.99) / 1000.0);
+	if (isnan(t->cpu_usage))
+		ctl_resp_cell_null(r);
+	else
+		ctl_resp_cell_real(r, round(t->cpu_usage * 1000) / 10);
 	if (t->index != 0) {
 		ctl_resp_cell_real(r, t->rss_bytes / 1048576.0);
 		ctl_resp_cell_real(r, t->rss_slope / 1024.0);
@@ -164,13 +168,13 @@ static void target_row(struct hs_daemon *d, struct ctl_response *r, const struct
 static int status_targets(struct hs_daemon *d, struct ctl_response *r)
 {
 	static const char *const cols[] = {
-	    "target",	  "procs",	"syscalls_s",	 "errors_s", "top_errnos",
-	    "p50_sys_us", "p99_sys_us", "p99_runq_us",	 "rss_mib",  "rss_slope_kib_s",
-	    "execs",	  "exits",	"fatal_signals", "top_cpu"};
+	    "target",	       "procs",	     "syscalls_s",  "errors_s",	     "top_errnos",
+	    "p50_sys_us",      "p99_sys_us", "p99_runq_us", "cpu_pct",	     "rss_mib",
+	    "rss_slope_kib_s", "execs",	     "exits",	    "fatal_signals", "top_cpu"};
 	static const enum ctl_col_type types[] = {
-	    CTL_COL_STRING, CTL_COL_INT,  CTL_COL_REAL, CTL_COL_REAL,  CTL_COL_STRING,
-	    CTL_COL_REAL,   CTL_COL_REAL, CTL_COL_REAL, CTL_COL_REAL,  CTL_COL_REAL,
-	    CTL_COL_INT,    CTL_COL_INT,  CTL_COL_INT,	CTL_COL_STRING};
+	    CTL_COL_STRING, CTL_COL_INT,  CTL_COL_REAL, CTL_COL_REAL, CTL_COL_STRING,
+	    CTL_COL_REAL,   CTL_COL_REAL, CTL_COL_REAL, CTL_COL_REAL, CTL_COL_REAL,
+	    CTL_COL_REAL,   CTL_COL_INT,  CTL_COL_INT,	CTL_COL_INT,  CTL_COL_STRING};
 	const struct obs_snapshot *s = &d->snap;
 	double secs = s->elapsed_ms / 1000.0;
 

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <linux/magic.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -71,6 +72,7 @@ struct obs {
 	const struct safe_policy *policy;     /* until the targets are ready */
 	struct rss_ring rss[HS_NTARGETS + 1]; /* the last one: the host */
 	struct obs_netns_watch netns[HS_NTARGETS];
+	struct obs_cputime *cputime; /* NULL: could not be allocated, cpu_usage stays NAN */
 	uint64_t last_ms;
 	uint64_t ticks;
 };
@@ -418,6 +420,8 @@ int obs_open(const char *pin_dir, const struct safe_policy *policy, struct obs *
 		return -ENOMEM;
 	obs->pin_dir_fd = -1;
 	obs->policy = policy;
+	if (obs_cputime_open(&obs->cputime))
+		log_warn("no memory to follow CPU time per target: cpu_usage is unknown");
 	obs->stats_fd = -1;
 	for (int i = 0; i < SHARED_N; i++)
 		obs->shared_fd[i] = -1;
@@ -469,6 +473,7 @@ void obs_close(struct obs *obs)
 	for (size_t i = 0; i < ARRAY_SIZE(collectors); i++)
 		if (obs->col[i].st == OBS_RUNNING && obs->col[i].ops)
 			obs->col[i].ops->close(obs->col[i].state);
+	obs_cputime_close(obs->cputime);
 	for (int i = 0; i < obs->npins; i++) {
 		if (unlink(obs->pins[i]) < 0 && errno != ENOENT)
 			log_warn_errno(-errno, "cannot unpin '%s', ignoring", obs->pins[i]);
@@ -679,6 +684,11 @@ int obs_sample(struct obs *obs, struct obs_snapshot *snap)
 	if (obs->targets_ready) {
 		sample_memory(obs, snap);
 		obs_netstat_sample(obs->netns, &obs->targets, snap);
+		for (int idx = 0; idx < snap->ntargets; idx++)
+			snap->t[idx].cpu_usage = NAN;
+		snap->host.cpu_usage = NAN;
+		if (obs->cputime)
+			obs_cputime_sample(obs->cputime, &obs->targets, snap);
 		for (int idx = 0; idx < snap->ntargets; idx++)
 			snap->host.listen_overflows += snap->t[idx].listen_overflows;
 	}

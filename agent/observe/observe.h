@@ -103,6 +103,8 @@ struct obs_target_snap {
 	uint64_t faults; /* user page faults in the tick */
 	uint64_t rss_bytes;
 	double rss_slope; /* bytes per second, least squares over the window */
+	/* CPU used over the tick, as a fraction of one CPU (cputime.c); NAN at the first tick */
+	double cpu_usage;
 	/* network: TcpExt ListenOverflows of the namespaces of its processes, this tick (a
 	 * target in the host's namespace sees every overflow there) */
 	uint64_t listen_overflows;
@@ -167,6 +169,14 @@ int obs_finish_object(struct obs *obs, struct bpf_object *obj, struct bpf_object
 /* Pin helpers for collectors: DIR/name, recorded so that obs_close() unpins it. */
 int obs_pin_map(struct obs *obs, struct bpf_map *map, const char *name);
 int obs_pin_prog(struct obs *obs, struct bpf_program *prog, const char *name);
+
+/* cputime.c: cpu_usage of every target and of the host. */
+struct obs_cputime;
+int obs_cputime_open(struct obs_cputime **out);
+void obs_cputime_close(struct obs_cputime *c);
+struct obs_targets;
+void obs_cputime_sample(struct obs_cputime *c, const struct obs_targets *t,
+			struct obs_snapshot *snap);
 
 /* netstat.c: listen_overflows of every target (watch: one per index, zeroed at start). */
 struct obs_targets;

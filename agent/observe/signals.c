@@ -31,7 +31,7 @@ static const struct obs_signal_desc signals[] = {
      "rss_stat tracepoint, summed over the target's processes",
      "memory leaks (slope) and memory pressure ahead of the OOM killer"},
     {"cpu_usage", OBS_UNIT_RATIO, "ratio", OBS_AGGS_GAUGE, 0,
-     "perf_event CPU clock samples, as a fraction of one CPU",
+     "utime + stime of the target's processes (/proc/PID/stat) each tick, as a fraction of one CPU",
      "runaway loops and saturation; the cost term of fitness"},
     {"fd_usage", OBS_UNIT_RATIO, "ratio", OBS_AGGS_GAUGE, 0,
      "open descriptors over the soft RLIMIT_NOFILE, per process (highest)",

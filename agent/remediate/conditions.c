@@ -8,6 +8,7 @@
  * snapshot does not carry yet: -EOPNOTSUPP.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,6 +67,11 @@ static double x_listen_overflows(const struct heal_condition *c, const struct he
 	return (double)t->listen_overflows;
 }
 
+static double x_cpu(const struct heal_condition *c, const struct heal_sample *t)
+{
+	return t->cpu_usage;
+}
+
 static double x_rss(const struct heal_condition *c, const struct heal_sample *t)
 {
 	return (double)t->rss_bytes;
@@ -81,13 +87,14 @@ static const struct obs_hist *h_rq_lat(const struct heal_sample *t)
 	return &t->rq_lat;
 }
 
-/* cpu_usage, fd_usage and restarts are in the signal table but not in obs_target_snap yet. */
+/* fd_usage and restarts are in the signal table but not in obs_target_snap yet. */
 static const struct sig_extractor extractors[] = {
     {"syscall_rate", SIG_COUNTER, x_syscalls, NULL},
     {"syscall_errors", SIG_COUNTER, x_errors, NULL},
     {"syscall_latency", SIG_HIST, NULL, h_sc_lat},
     {"runq_latency", SIG_HIST, NULL, h_rq_lat},
     {"rss", SIG_GAUGE, x_rss, NULL},
+    {"cpu_usage", SIG_GAUGE, x_cpu, NULL},
     {"page_faults", SIG_COUNTER, x_faults, NULL},
     {"fatal_signals", SIG_COUNTER, x_fatal, NULL},
     {"exits", SIG_COUNTER, x_exits, NULL},
@@ -171,6 +178,7 @@ int heal_series_push(struct heal_series *s, const struct obs_target_snap *snap, 
 	t->exits = snap->exits;
 	t->fatal = snap->fatal;
 	t->listen_overflows = snap->listen_overflows;
+	t->cpu_usage = snap->cpu_usage;
 	s->next = (s->next + 1) % HEAL_SERIES_TICKS;
 	if (s->filled < HEAL_SERIES_TICKS)
 		s->filled++;
@@ -259,12 +267,15 @@ static void window_collect(const struct sig_extractor *x, const struct heal_cond
 				a->base = x->value(c, t);
 			break;
 		}
-		a->n++;
 		if (x->hist) {
+			a->n++;
 			obs_hist_add(&a->hist, x->hist(t));
 			continue;
 		}
 		y = x->value(c, t);
+		if (isnan(y))
+			continue; /* not measured that tick (a gauge's first reading) */
+		a->n++;
 		xs = ((double)t->at_ms - (double)now_ms) / 1000.0;
 		if (a->n == 1) {
 			a->last = y;

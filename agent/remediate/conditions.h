@@ -41,6 +41,7 @@ struct heal_sample {
 	uint64_t rss_bytes;
 	uint64_t faults, execs, exits, fatal;
 	uint64_t listen_overflows;
+	double cpu_usage; /* NAN when unknown */
 };
 
 struct heal_series {

@@ -318,7 +318,7 @@ static void test_rss_slope(void **state)
 /* Every signal of the table is either evaluated or refused by name, never read as zero. */
 static void test_every_signal(void **state)
 {
-	static const char *const not_yet[] = {"cpu_usage", "fd_usage", "restarts"};
+	static const char *const not_yet[] = {"fd_usage", "restarts"};
 	struct heal_series *s = series_new();
 	const struct obs_signal_desc *all;
 	unsigned n;
