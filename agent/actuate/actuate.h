@@ -9,9 +9,9 @@
  *
  * Contract:
  * - act_validate() checks a request exactly before anything is read: names, ranges, paths
- *   (sysctl names [a-z0-9_.]+ without empty components, cgroup paths under /sys/fs/cgroup
- *   without "." or ".." components, cgroup files from a fixed table with their value syntax).
- *   Every other function validates again; a bad request is -EINVAL and nothing is touched.
+ *   (sysctl names [a-z0-9_.-]+, no component starting with - or empty, cgroup paths under
+ * /sys/fs/cgroup without "." or ".." components, cgroup files from a fixed table with their value
+ * syntax). Every other function validates again; a bad request is -EINVAL and nothing is touched.
  * - act_apply() reads the value before, writes, reads the value back: result->before and
  *   result->after are what the kernel held, as text, and result->revert_cmd is the shell
  *   command a human would type to undo it. When the kernel adjusted the value (cpu.shares 1

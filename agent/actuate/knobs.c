@@ -106,10 +106,14 @@ int act_sysctl_validate(const struct act_request *req, char *why, size_t size)
 		return act_why(why, size, -EINVAL, "sysctl name is empty");
 	for (c = s->name; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' ||
-		      *c == '.'))
-			return act_why(why, size, -EINVAL,
-				       "sysctl name '%s' may hold only a-z, 0-9, '_' and '.'",
-				       s->name);
+		      *c == '.' ||
+		      /* fs.file-max; never a component's first byte (an option to sysctl) */
+		      (*c == '-' && c > s->name && c[-1] != '.')))
+			return act_why(
+			    why, size, -EINVAL,
+			    "sysctl name '%s' may hold only a-z, 0-9, '_', '.' and '-' (not "
+			    "first in a component)",
+			    s->name);
 	len = strlen(s->name);
 	if (s->name[0] == '.' || s->name[len - 1] == '.' || strstr(s->name, ".."))
 		return act_why(why, size, -EINVAL, "sysctl name '%s' has an empty component",

@@ -7,13 +7,19 @@
  *
  * Invariants of a loaded policy: names of targets and action classes are unique and match
  * [a-z0-9_-]+; every target has a selector; protected paths are absolute; sysctl ranges have
- * min <= max; fitness weights sum to more than zero.
+ * min <= max; fitness weights sum to more than zero. Tuning jobs have unique names, name a
+ * target and a class of the policy, and 1..8 knobs; each knob has exactly one kind, a name
+ * the actuator takes (sysctl syntax, cgroup file of its table, rlimit), min < max within what
+ * the actuator and protected.sysctl_* allow, a valid step, is not on a protected path, and is
+ * not tuned twice in one place; a knob that needs a restart has a target that can restart.
+ * The section's checks against the rest of the file run in policy_check, once all is read.
  */
 #include <fnmatch.h>
 #include <limits.h>
 #include <stddef.h>
 
 #include "safety/policy.h"
+#include "actuate/actuate.h"
 #include "lib/yamltree.h"
 
 const char *const safe_mode_names[] = {"enforce", "dry_run", "observe", NULL};
@@ -78,6 +84,27 @@ static void check_abs_paths(struct sch_ctx *ctx, const struct yt_node *list, con
 static bool sysctl_name_valid(const char *s)
 {
 	return *s && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_.-/*") == strlen(s);
+}
+
+/* "vm/swappiness" -> "vm.swappiness" */
+static void sysctl_norm(const char *in, char *out, size_t size)
+{
+	hs_strlcpy(out, in, size);
+	for (char *c = out; *c; c++)
+		if (*c == '/')
+			*c = '.';
+}
+
+/* Is path equal to prefix or below it (on a component boundary)? */
+static bool path_under(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	while (n > 1 && prefix[n - 1] == '/')
+		n--;
+	if (strncmp(path, prefix, n))
+		return false;
+	return path[n] == '\0' || path[n] == '/' || (n == 1 && prefix[0] == '/');
 }
 
 /* ---- protected ---- */
@@ -590,12 +617,707 @@ static const struct sch_struct target_schema = {
     .check = target_check,
 };
 
+/* ---- tuning ---- */
+
+const char *const safe_tune_strategy_names[] = {"hill", "es", NULL};
+const char *const safe_knob_kind_names[] = {"sysctl", "cgroup_file", "rlimit", "file", NULL};
+const char *const safe_knob_netns_names[] = {"target", "host", NULL};
+const char *const safe_tune_cgroup_files[] = {
+    "cpu.weight",
+    "cpu.weight.nice",
+    "cpu.max",
+    "cpu.idle",
+    "memory.high",
+    "memory.max",
+    "memory.low",
+    "memory.min",
+    "memory.swap.max",
+    "pids.max",
+    "cgroup.max.descendants",
+    "cgroup.max.depth",
+    "cpu.shares",
+    "cpu.cfs_quota_us",
+    "cpu.cfs_period_us",
+    "memory.limit_in_bytes",
+    "memory.soft_limit_in_bytes",
+    NULL,
+};
+
+#define STEP_FACTOR_MAX 16
+#define CGROUP_PATH_MAX (ACT_PATH_MAX - 1 - (int)sizeof(ACT_CGROUP_ROOT) + 1)
+
+/* 0 when the actuator would write sysctl name (dots or slashes); else -EINVAL with why. */
+static int sysctl_writable(const char *name, char *why, size_t size)
+{
+	struct act_request req;
+
+	act_request_init(&req, ACT_KIND_SYSCTL);
+	sysctl_norm(name, req.sysctl.name, sizeof(req.sysctl.name));
+	hs_strlcpy(req.sysctl.value, "0", sizeof(req.sysctl.value));
+	return act_validate(&req, why, size);
+}
+
+/* The cgroup directory of a knob's "cgroup" as an absolute path under /sys/fs/cgroup:
+ * "/batch" and "/sys/fs/cgroup/batch" are the same cgroup. */
+static int knob_cgroup_dir(const char *cgroup, char *buf, size_t size)
+{
+	size_t root = strlen(ACT_CGROUP_ROOT);
+	int w;
+
+	if (!strncmp(cgroup, ACT_CGROUP_ROOT, root) && (!cgroup[root] || cgroup[root] == '/'))
+		w = snprintf(buf, size, "%s", cgroup);
+	else
+		w = snprintf(buf, size, "%s%s", ACT_CGROUP_ROOT, cgroup);
+	return w < 0 || (size_t)w >= size ? -ENAMETOOLONG : 0;
+}
+
+/* 0 when the actuator takes value for cgroup file file, else -EINVAL with why. */
+static int cgroup_value_ok(const char *file, int64_t value, const char *dir, char *why, size_t size)
+{
+	struct act_request req;
+
+	act_request_init(&req, ACT_KIND_CGROUP);
+	hs_strlcpy(req.cgroup.path, dir, sizeof(req.cgroup.path));
+	hs_strlcpy(req.cgroup.file, file, sizeof(req.cgroup.file));
+	snprintf(req.cgroup.value, sizeof(req.cgroup.value), "%lld", (long long)value);
+	return act_validate(&req, why, size);
+}
+
+static bool name_in(const char *const *names, const char *s)
+{
+	for (size_t i = 0; names[i]; i++)
+		if (streq(names[i], s))
+			return true;
+	return false;
+}
+
+/* The knob's name as its kind key holds it, for messages: "sysctl 'net.core.somaxconn'". */
+static const char *knob_name(const struct safe_tune_knob *k)
+{
+	switch (k->kind) {
+	case SAFE_KNOB_SYSCTL:
+		return k->sysctl;
+	case SAFE_KNOB_CGROUP_FILE:
+		return k->cgroup_file;
+	case SAFE_KNOB_RLIMIT:
+		return k->rlimit;
+	case SAFE_KNOB_FILE:
+		return k->file;
+	}
+	return NULL;
+}
+
+/* The kind key of the knob mapping map, or the mapping itself. */
+static const struct yt_node *knob_node(const struct safe_tune_knob *k, const struct yt_node *map)
+{
+	const struct yt_node *n = NULL;
+
+	if (k->kind >= 0 && k->kind < SAFE_KNOB_KIND_COUNT)
+		n = yt_map_get(map, safe_knob_kind_names[k->kind]);
+	return n ? n : map;
+}
+
+static void check_knob_file(struct sch_ctx *ctx, const struct yt_node *at, const char *file)
+{
+	static const char *const kernel_trees[] = {"/proc", "/sys", "/dev"};
+	const char *p = file;
+
+	if (file[0] != '/') {
+		sch_error(ctx, at, "'file' must be an absolute path, not '%s'", file);
+		return;
+	}
+	for (; *p; p++) {
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		n = strcspn(p, "/");
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
+			sch_error(ctx, at, "'file' must not hold '.' or '..' components, not '%s'",
+				  file);
+			return;
+		}
+		p += n;
+		if (!*p)
+			break;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(kernel_trees); i++)
+		if (path_under(file, kernel_trees[i]))
+			sch_error(ctx, at,
+				  "'file' must not be under /proc, /sys or /dev, not '%s': use a "
+				  "sysctl or cgroup_file knob",
+				  file);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "as, core, cpu, ..." : the rlimit names the actuator knows, sorted. */
+static const char *rlimit_names(char *buf, size_t size)
+{
+	const char *names[RLIMIT_NLIMITS + 1];
+	size_t n = 0;
+
+	for (int r = 0; r < RLIMIT_NLIMITS; r++)
+		if (act_rlimit_name(r))
+			names[n++] = act_rlimit_name(r);
+	qsort(names, n, sizeof(names[0]), cmp_str);
+	names[n] = NULL;
+	return sch_join_names(names, buf, size);
+}
+
+/* Parses step: "2x" (a factor) or "16" (an increment). */
+static void check_knob_step(struct sch_ctx *ctx, struct safe_tune_knob *k,
+			    const struct yt_node *map)
+{
+	const struct yt_node *at = yt_map_get(map, "step");
+	size_t len = strlen(k->step);
+	bool ranges = sch_ok(ctx, "min") && sch_ok(ctx, "max") && k->min < k->max;
+	char num[33];
+	double f;
+	int64_t v;
+
+	if (len > 1 && k->step[len - 1] == 'x' && len <= sizeof(num)) {
+		memcpy(num, k->step, len - 1);
+		num[len - 1] = '\0';
+		if (sch_parse_number(num, &f) < 0)
+			goto malformed;
+		if (!(f > 1) || f > STEP_FACTOR_MAX) {
+			sch_error(ctx, at,
+				  "'step' factor must be greater than 1x and at most %dx, "
+				  "not '%s'",
+				  STEP_FACTOR_MAX, k->step);
+			return;
+		}
+		if (sch_ok(ctx, "min") && k->min < 1) {
+			sch_error(ctx, at,
+				  "a 'step' factor (%s) needs 'min' of at least 1, not %lld: use "
+				  "an integer step",
+				  k->step, (long long)k->min);
+			return;
+		}
+		k->step_factor = true;
+		k->step_by = f;
+		return;
+	}
+	if (sch_parse_int(k->step, &v) == -EINVAL)
+		goto malformed;
+	if (sch_parse_int(k->step, &v) < 0 || v < 1) {
+		sch_error(ctx, at, "'step' must be at least 1, not '%s'", k->step);
+		return;
+	}
+	if (ranges && (uint64_t)v > (uint64_t)k->max - (uint64_t)k->min) {
+		sch_error(ctx, at, "'step' (%lld) must not be greater than 'max' - 'min' (%llu)",
+			  (long long)v, (unsigned long long)((uint64_t)k->max - (uint64_t)k->min));
+		return;
+	}
+	k->step_factor = false;
+	k->step_by = (double)v;
+	return;
+malformed:
+	sch_error(ctx, at, "'step' must be an integer such as 16 or a factor such as 2x, not '%s'",
+		  k->step);
+}
+
+/* Checks of one knob by itself; those against the rest of the policy are in policy_check. */
+static int knob_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	struct safe_tune_knob *k = obj;
+	const char *first = NULL, *name = NULL, *kind;
+	const struct yt_node *n;
+	char why[ACT_WHY_MAX], list[512], dir[ACT_PATH_MAX];
+	bool range_ok;
+
+	k->kind = -1;
+	for (size_t i = 0; i < map->n; i++) {
+		const char *key = map->pairs[i].key->str;
+
+		if (!name_in(safe_knob_kind_names, key))
+			continue;
+		if (first) {
+			sch_error(ctx, map->pairs[i].key,
+				  "knob has both '%s' and '%s': give exactly one of sysctl, "
+				  "cgroup_file, rlimit, file",
+				  first, key);
+			continue;
+		}
+		first = key;
+		for (int j = 0; safe_knob_kind_names[j]; j++)
+			if (streq(safe_knob_kind_names[j], key))
+				k->kind = j;
+	}
+	if (k->kind < 0)
+		return sch_error(ctx, map, "knob needs one of sysctl, cgroup_file, rlimit, file");
+	kind = safe_knob_kind_names[k->kind];
+	if (sch_ok(ctx, kind))
+		name = knob_name(k);
+	n = yt_map_get(map, kind);
+
+	/* The knob's name: what the actuator can change. */
+	switch (name ? k->kind : -1) {
+	case SAFE_KNOB_SYSCTL:
+		if (sysctl_writable(name, why, sizeof(why)))
+			sch_error(ctx, n, "'sysctl' is not a sysctl homeostat can write: %s", why);
+		break;
+	case SAFE_KNOB_CGROUP_FILE:
+		if (!name_in(safe_tune_cgroup_files, name))
+			sch_error(ctx, n, "'cgroup_file' must be one of %s, not '%s'",
+				  sch_join_names(safe_tune_cgroup_files, list, sizeof(list)), name);
+		break;
+	case SAFE_KNOB_RLIMIT:
+		k->resource = act_rlimit_from_name(name);
+		if (k->resource < 0)
+			sch_error(ctx, n, "'rlimit' must be one of %s, not '%s'",
+				  rlimit_names(list, sizeof(list)), name);
+		break;
+	case SAFE_KNOB_FILE:
+		check_knob_file(ctx, n, name);
+		break;
+	}
+
+	/* Keys that belong to one kind only. */
+	if ((n = yt_map_get(map, "netns"))) {
+		if (k->kind != SAFE_KNOB_SYSCTL)
+			sch_error(ctx, n, "'netns' applies only to net.* sysctls, not %s", kind);
+		else if (name && strncmp(name, "net.", 4) && strncmp(name, "net/", 4))
+			sch_error(ctx, n, "'netns' applies only to net.* sysctls, not '%s'", name);
+	}
+	if ((n = yt_map_get(map, "field")) && k->kind != SAFE_KNOB_SYSCTL)
+		sch_error(ctx, n, "'field' applies only to sysctl knobs, not %s", kind);
+	if ((n = yt_map_get(map, "bounded_by"))) {
+		if (k->kind != SAFE_KNOB_SYSCTL)
+			sch_error(ctx, n, "'bounded_by' applies only to sysctl knobs, not %s",
+				  kind);
+		else if (k->bounded_by && sch_ok(ctx, "bounded_by") &&
+			 sysctl_writable(k->bounded_by, why, sizeof(why)))
+			sch_error(ctx, n, "'bounded_by' is not a sysctl name: %s", why);
+	}
+	if ((n = yt_map_get(map, "cgroup"))) {
+		if (k->kind != SAFE_KNOB_CGROUP_FILE)
+			sch_error(ctx, n, "'cgroup' applies only to cgroup_file knobs, not %s",
+				  kind);
+		else if (k->cgroup && sch_ok(ctx, "cgroup") && k->cgroup[0] != '/')
+			sch_error(ctx, n,
+				  "'cgroup' must be an absolute cgroup path such as /batch or "
+				  "/sys/fs/cgroup/batch, not '%s'",
+				  k->cgroup);
+		else if (k->cgroup && sch_ok(ctx, "cgroup") &&
+			 (knob_cgroup_dir(k->cgroup, dir, sizeof(dir)) ||
+			  cgroup_value_ok("cpu.weight", 1, dir, why, sizeof(why))))
+			sch_error(ctx, n, "'cgroup' is not a cgroup homeostat can write: %s", why);
+	}
+
+	/* The range, and what the actuator accepts in it. */
+	range_ok = sch_ok(ctx, "min") && sch_ok(ctx, "max");
+	if (range_ok && k->min >= k->max) {
+		sch_error(ctx, yt_map_get(map, "min"),
+			  "'min' (%lld) must be less than 'max' (%lld)", (long long)k->min,
+			  (long long)k->max);
+		range_ok = false;
+	}
+	if (k->kind == SAFE_KNOB_RLIMIT && sch_ok(ctx, "min") && k->min < 0)
+		sch_error(ctx, yt_map_get(map, "min"),
+			  "'min' of an rlimit must be at least 0, not %lld", (long long)k->min);
+	if (k->kind == SAFE_KNOB_CGROUP_FILE && name && name_in(safe_tune_cgroup_files, name)) {
+		static const char *const ends[] = {"min", "max"};
+
+		for (size_t i = 0; i < ARRAY_SIZE(ends); i++) {
+			int64_t v = i ? k->max : k->min;
+
+			if (sch_ok(ctx, ends[i]) &&
+			    cgroup_value_ok(name, v, "homeostat", why, sizeof(why)))
+				sch_error(ctx, yt_map_get(map, ends[i]),
+					  "'%s' (%lld) is out of range: %s", ends[i], (long long)v,
+					  why);
+		}
+	}
+	if (k->step && sch_ok(ctx, "step"))
+		check_knob_step(ctx, k, map);
+
+	/* An application reads its file when it starts, unless told otherwise. */
+	if (k->kind == SAFE_KNOB_FILE && !yt_map_get(map, "restart"))
+		k->restart = true;
+	return 0;
+}
+
+#define KNOB(f) offsetof(struct safe_tune_knob, f)
+static const struct sch_field knob_fields[] = {
+    {.name = "sysctl",
+     .type = SCH_STRING,
+     .offset = KNOB(sysctl),
+     .min = 1,
+     .max = ACT_NAME_MAX - 1,
+     .doc = "a sysctl, dotted or with slashes; net.* ones in the target's network namespace"},
+    {.name = "cgroup_file",
+     .type = SCH_STRING,
+     .offset = KNOB(cgroup_file),
+     .min = 1,
+     .max = ACT_FILE_MAX - 1,
+     .doc = "a cgroup file of the actuator table, in the target's cgroup unless cgroup says"},
+    {.name = "rlimit",
+     .type = SCH_STRING,
+     .offset = KNOB(rlimit),
+     .min = 1,
+     .max = 32,
+     .doc = "the soft resource limit of the target's processes, as prlimit names it"},
+    {.name = "file",
+     .type = SCH_STRING,
+     .offset = KNOB(file),
+     .min = 1,
+     .max = ACT_PATH_MAX - 1,
+     .doc = "an application knob: the absolute path of a file holding one integer"},
+    {.name = "netns",
+     .type = SCH_ENUM,
+     .offset = KNOB(netns),
+     .def = "target",
+     .names = safe_knob_netns_names,
+     .doc = "net.* sysctls: target, the namespace of the target's processes; host, the "
+	    "daemon's"},
+    {.name = "field",
+     .type = SCH_INT,
+     .offset = KNOB(field),
+     .min = 1,
+     .max = 8,
+     .doc = "sysctls of several numbers (net.ipv4.tcp_rmem): which one is the knob; the "
+	    "others are kept"},
+    {.name = "cgroup",
+     .type = SCH_STRING,
+     .offset = KNOB(cgroup),
+     .min = 1,
+     .max = CGROUP_PATH_MAX,
+     .doc = "cgroup_file: this cgroup (/batch or /sys/fs/cgroup/batch) instead of the "
+	    "target's"},
+    {.name = "min",
+     .type = SCH_INT,
+     .offset = KNOB(min),
+     .required = true,
+     .doc = "smallest value tried"},
+    {.name = "max",
+     .type = SCH_INT,
+     .offset = KNOB(max),
+     .required = true,
+     .doc = "largest value tried"},
+    {.name = "step",
+     .type = SCH_STRING,
+     .offset = KNOB(step),
+     .required = true,
+     .min = 1,
+     .max = 32,
+     .doc = "first step of the search: a factor (2x: log scale) or an integer (linear)"},
+    {.name = "restart",
+     .type = SCH_BOOL,
+     .offset = KNOB(restart),
+     .def = "false",
+     .doc = "a new value takes effect only when the target restarts; default true for file"},
+    {.name = "bounded_by",
+     .type = SCH_STRING,
+     .offset = KNOB(bounded_by),
+     .min = 1,
+     .max = ACT_NAME_MAX - 1,
+     .doc = "sysctl knobs: a sysctl whose current value (the last number of several) caps "
+	    "max"},
+};
+#undef KNOB
+
+static const struct sch_struct knob_schema = {
+    .name = "knob",
+    .size = sizeof(struct safe_tune_knob),
+    .fields = knob_fields,
+    .nfields = ARRAY_SIZE(knob_fields),
+    .check = knob_check,
+};
+
+static int job_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	struct safe_tune_job *j = obj;
+	const struct yt_node *knobs = yt_map_get(map, "knobs");
+
+	check_name(ctx, map, "name", j->name);
+	if (knobs && sch_ok(ctx, "knobs") && j->n_knobs == 0)
+		sch_error(ctx, knobs, "'knobs' must not be empty");
+	return 0;
+}
+
+#define JOB(f) offsetof(struct safe_tune_job, f)
+static const struct sch_field job_fields[] = {
+    {.name = "name",
+     .type = SCH_STRING,
+     .offset = JOB(name),
+     .required = true,
+     .min = 1,
+     .max = SAFE_NAME_MAX,
+     .doc = "names the job in history, explain and memory"},
+    {.name = "target",
+     .type = SCH_STRING,
+     .offset = JOB(target),
+     .required = true,
+     .min = 1,
+     .max = SAFE_NAME_MAX,
+     .doc = "a target of the policy: its fitness is the objective, its processes, cgroup and "
+	    "network namespace are where the knobs apply"},
+    {.name = "strategy",
+     .type = SCH_ENUM,
+     .offset = JOB(strategy),
+     .def = "hill",
+     .names = safe_tune_strategy_names,
+     .doc = "hill: coordinate hill climb with step halving; es: (1+1) evolution strategy"},
+    {.name = "max_trials",
+     .type = SCH_INT,
+     .offset = JOB(max_trials),
+     .def = "20",
+     .min = 1,
+     .max = SAFE_MAX_TUNE_TRIALS,
+     .doc = "canaries the search may run at most"},
+    {.name = "reapply",
+     .type = SCH_BOOL,
+     .offset = JOB(reapply),
+     .def = "false",
+     .doc = "kept values are applied again after a daemon restart"},
+    {.name = "class",
+     .type = SCH_STRING,
+     .offset = JOB(class),
+     .required = true,
+     .min = 1,
+     .max = SAFE_NAME_MAX,
+     .doc = "action class of the policy: the approval rule of each trial"},
+    {.name = "knobs",
+     .type = SCH_STRUCT_LIST,
+     .offset = JOB(knobs),
+     .count_offset = JOB(n_knobs),
+     .sub = &knob_schema,
+     .required = true,
+     .max_items = SAFE_MAX_TUNE_KNOBS,
+     .doc = "the knobs searched together"},
+};
+#undef JOB
+
+static const struct sch_struct job_schema = {
+    .name = "tuning_job",
+    .size = sizeof(struct safe_tune_job),
+    .fields = job_fields,
+    .nfields = ARRAY_SIZE(job_fields),
+    .check = job_check,
+};
+
+static const struct sch_field tuning_fields[] = {
+    {.name = "jobs",
+     .type = SCH_STRUCT_LIST,
+     .offset = offsetof(struct safe_tuning, jobs),
+     .count_offset = offsetof(struct safe_tuning, n_jobs),
+     .sub = &job_schema,
+     .max_items = SAFE_MAX_TUNE_JOBS,
+     .doc = "searches over knobs, each against one target's fitness"},
+};
+
+static const struct sch_struct tuning_schema = {
+    .name = "tuning",
+    .size = sizeof(struct safe_tuning),
+    .fields = tuning_fields,
+    .nfields = ARRAY_SIZE(tuning_fields),
+};
+
+/* "the policy defines web, leaky" for a message about an unknown name. */
+static const char *defined_names(const struct safe_policy *p, bool targets, char *buf, size_t size)
+{
+	size_t n = targets ? p->n_targets : p->n_classes, o;
+
+	if (n == 0)
+		return targets ? "the policy defines no targets" : "the policy defines no classes";
+	o = (size_t)snprintf(buf, size, "the policy defines ");
+	for (size_t i = 0; i < n && o < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : "",
+				      targets ? p->targets[i].name : p->classes[i].name);
+	return buf;
+}
+
+/* Does the knob's place depend on the target (its netns, cgroup or processes)? */
+static bool knob_per_target(const struct safe_tune_knob *k)
+{
+	switch (k->kind) {
+	case SAFE_KNOB_SYSCTL:
+		return k->netns == SAFE_NETNS_TARGET && k->sysctl &&
+		       (!strncmp(k->sysctl, "net.", 4) || !strncmp(k->sysctl, "net/", 4));
+	case SAFE_KNOB_CGROUP_FILE:
+		return !k->cgroup;
+	case SAFE_KNOB_RLIMIT:
+		return true;
+	}
+	return false;
+}
+
+static bool opt_streq(const char *a, const char *b)
+{
+	return a == b || (a && b && streq(a, b));
+}
+
+/* Are a (of target ta) and b (of target tb) the same knob of the same place? */
+static bool knob_same(const struct safe_tune_knob *a, const char *ta,
+		      const struct safe_tune_knob *b, const char *tb)
+{
+	char na[ACT_PATH_MAX], nb[ACT_PATH_MAX];
+
+	if (a->kind != b->kind || a->kind < 0 || !knob_name(a) || !knob_name(b))
+		return false;
+	if (knob_per_target(a) != knob_per_target(b) || (knob_per_target(a) && !opt_streq(ta, tb)))
+		return false;
+	if (a->kind == SAFE_KNOB_SYSCTL) {
+		sysctl_norm(a->sysctl, na, sizeof(na));
+		sysctl_norm(b->sysctl, nb, sizeof(nb));
+		return streq(na, nb) && a->field == b->field;
+	}
+	if (a->kind == SAFE_KNOB_CGROUP_FILE && a->cgroup && b->cgroup &&
+	    (knob_cgroup_dir(a->cgroup, na, sizeof(na)) ||
+	     knob_cgroup_dir(b->cgroup, nb, sizeof(nb)) || !streq(na, nb)))
+		return false;
+	return streq(knob_name(a), knob_name(b));
+}
+
+/* A sysctl knob against protected.sysctl_deny and protected.sysctl_ranges. */
+static void check_knob_sysctl(struct sch_ctx *ctx, const struct safe_policy *p,
+			      const struct safe_tune_knob *k, const struct yt_node *map)
+{
+	char n[257], m[257];
+
+	sysctl_norm(k->sysctl, n, sizeof(n));
+	for (size_t i = 0; i < p->protect.n_sysctl_deny; i++) {
+		sysctl_norm(p->protect.sysctl_deny[i], m, sizeof(m));
+		if (fnmatch(m, n, 0) == 0) {
+			sch_error(
+			    ctx, yt_map_get(map, "sysctl"),
+			    "sysctl '%s' is not allowed: denied by protected.sysctl_deny '%s'",
+			    k->sysctl, p->protect.sysctl_deny[i]);
+			return;
+		}
+	}
+	for (size_t i = 0; i < p->protect.n_sysctl_ranges; i++) {
+		const struct safe_sysctl_range *r = &p->protect.sysctl_ranges[i];
+
+		sysctl_norm(r->name, m, sizeof(m));
+		if (!streq(m, n))
+			continue;
+		if (k->field) {
+			sch_error(ctx, yt_map_get(map, "field"),
+				  "sysctl '%s' is not allowed: protected.sysctl_ranges limits it "
+				  "to one integer, and 'field' picks one of several",
+				  k->sysctl);
+			return;
+		}
+		if (k->min < r->min || k->min > r->max)
+			sch_error(ctx, yt_map_get(map, "min"),
+				  "'min' (%lld) of sysctl '%s' is not allowed: outside "
+				  "protected.sysctl_ranges %lld..%lld",
+				  (long long)k->min, k->sysctl, (long long)r->min,
+				  (long long)r->max);
+		if (k->max < r->min || k->max > r->max)
+			sch_error(ctx, yt_map_get(map, "max"),
+				  "'max' (%lld) of sysctl '%s' is not allowed: outside "
+				  "protected.sysctl_ranges %lld..%lld",
+				  (long long)k->max, k->sysctl, (long long)r->min,
+				  (long long)r->max);
+	}
+}
+
+/* Reports path under a protected path (of the file: the agent's own come later). */
+static void check_protected(struct sch_ctx *ctx, const struct safe_policy *p,
+			    const struct yt_node *at, const char *what, const char *path)
+{
+	for (size_t i = 0; i < p->protect.n_paths; i++) {
+		if (path_under(path, p->protect.paths[i])) {
+			sch_error(ctx, at,
+				  "%s '%s' is not allowed: protected by protected.paths '%s'", what,
+				  path, p->protect.paths[i]);
+			return;
+		}
+	}
+}
+
+/* Checks of the tuning jobs against the rest of the policy. */
+static void check_tuning(struct sch_ctx *ctx, const struct safe_policy *p,
+			 const struct yt_node *tuning)
+{
+	const struct yt_node *jobs = tuning ? yt_map_get(tuning, "jobs") : NULL;
+	char buf[1024], dir[ACT_PATH_MAX];
+
+	if (!jobs || jobs->kind != YT_SEQUENCE || jobs->n != p->tuning.n_jobs)
+		return;
+	check_unique(ctx, jobs, "tuning job");
+	for (size_t i = 0; i < p->tuning.n_jobs; i++) {
+		const struct safe_tune_job *j = &p->tuning.jobs[i];
+		const struct yt_node *jmap = jobs->items[i], *knobs;
+		const struct safe_target *t = NULL;
+
+		if (jmap->kind != YT_MAPPING)
+			continue;
+		if (j->target && !(t = safe_policy_target(p, j->target)))
+			sch_error(ctx, yt_map_get(jmap, "target"), "unknown target '%s'; %s",
+				  j->target, defined_names(p, true, buf, sizeof(buf)));
+		if (j->class && !safe_policy_class(p, j->class))
+			sch_error(ctx, yt_map_get(jmap, "class"), "unknown action class '%s'; %s",
+				  j->class, defined_names(p, false, buf, sizeof(buf)));
+		knobs = yt_map_get(jmap, "knobs");
+		if (!knobs || knobs->kind != YT_SEQUENCE || knobs->n != j->n_knobs)
+			continue;
+		for (size_t k = 0; k < j->n_knobs; k++) {
+			const struct safe_tune_knob *kb = &j->knobs[k];
+			const struct yt_node *kmap = knobs->items[k];
+			const struct yt_node *at;
+			bool dup = false;
+
+			if (kmap->kind != YT_MAPPING || kb->kind < 0 || !knob_name(kb))
+				continue;
+			at = knob_node(kb, kmap);
+			if (kb->kind == SAFE_KNOB_SYSCTL)
+				check_knob_sysctl(ctx, p, kb, kmap);
+			if (kb->kind == SAFE_KNOB_FILE && kb->file[0] == '/')
+				check_protected(ctx, p, at, "file", kb->file);
+			if (kb->kind == SAFE_KNOB_CGROUP_FILE && kb->cgroup &&
+			    !knob_cgroup_dir(kb->cgroup, dir, sizeof(dir)))
+				check_protected(ctx, p, yt_map_get(kmap, "cgroup"), "cgroup", dir);
+			if (kb->restart && t && !t->unit && !t->cgroup && !t->restart)
+				sch_error(
+				    ctx,
+				    yt_map_get(kmap, "restart") ? yt_map_get(kmap, "restart") : at,
+				    "knob %s '%s' needs a restart, and target '%s' has no unit, "
+				    "cgroup or restart command to restart it with",
+				    safe_knob_kind_names[kb->kind], knob_name(kb), t->name);
+			/* The same knob of the same place, earlier in this job or another. */
+			for (size_t i2 = 0; i2 <= i && !dup; i2++) {
+				const struct safe_tune_job *j2 = &p->tuning.jobs[i2];
+				const struct yt_node *k2s =
+				    jobs->items[i2]->kind == YT_MAPPING
+					? yt_map_get(jobs->items[i2], "knobs")
+					: NULL;
+
+				if (!k2s || k2s->kind != YT_SEQUENCE || k2s->n != j2->n_knobs)
+					continue;
+				for (size_t k2 = 0; k2 < (i2 == i ? k : j2->n_knobs) && !dup;
+				     k2++) {
+					const struct yt_node *first;
+
+					if (!knob_same(&j2->knobs[k2], j2->target, kb, j->target))
+						continue;
+					first = knob_node(&j2->knobs[k2], k2s->items[k2]);
+					sch_error(
+					    ctx, at,
+					    "duplicate knob %s '%s', first at line %u column %u",
+					    safe_knob_kind_names[kb->kind], knob_name(kb),
+					    first->line, first->col);
+					dup = true;
+				}
+			}
+		}
+	}
+}
+
 /* ---- the file ---- */
 
 static int policy_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
 {
 	check_unique(ctx, yt_map_get(map, "action_classes"), "action class");
 	check_unique(ctx, yt_map_get(map, "targets"), "target");
+	check_tuning(ctx, obj, yt_map_get(map, "tuning"));
 	return 0;
 }
 
@@ -658,6 +1380,11 @@ static const struct sch_field policy_fields[] = {
      .sub = &target_schema,
      .max_items = SAFE_MAX_TARGETS,
      .doc = "the services the agent looks after by name"},
+    {.name = "tuning",
+     .type = SCH_STRUCT,
+     .offset = POL(tuning),
+     .sub = &tuning_schema,
+     .doc = "what the agent may tune by itself, and how; nothing without it"},
 };
 #undef POL
 
@@ -798,18 +1525,6 @@ int safe_policy_protect_path(struct safe_policy *p, const char *path)
 	return r;
 }
 
-/* Is path equal to prefix or below it (on a component boundary)? */
-static bool path_under(const char *path, const char *prefix)
-{
-	size_t n = strlen(prefix);
-
-	while (n > 1 && prefix[n - 1] == '/')
-		n--;
-	if (strncmp(path, prefix, n))
-		return false;
-	return path[n] == '\0' || path[n] == '/' || (n == 1 && prefix[0] == '/');
-}
-
 bool safe_policy_path_protected(const struct safe_policy *p, const char *path)
 {
 	for (size_t i = 0; i < p->n_self_paths; i++)
@@ -819,15 +1534,6 @@ bool safe_policy_path_protected(const struct safe_policy *p, const char *path)
 		if (path_under(path, p->protect.paths[i]))
 			return true;
 	return false;
-}
-
-/* "vm/swappiness" -> "vm.swappiness" */
-static void sysctl_norm(const char *in, char *out, size_t size)
-{
-	hs_strlcpy(out, in, size);
-	for (char *c = out; *c; c++)
-		if (*c == '/')
-			*c = '.';
 }
 
 int safe_policy_sysctl_allowed(const struct safe_policy *p, const char *name, const char *value,
@@ -876,5 +1582,13 @@ const struct safe_action_class *safe_policy_class(const struct safe_policy *p, c
 	for (size_t i = 0; i < p->n_classes; i++)
 		if (p->classes[i].name && streq(p->classes[i].name, name))
 			return &p->classes[i];
+	return NULL;
+}
+
+const struct safe_tune_job *safe_policy_tune_job(const struct safe_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->tuning.n_jobs; i++)
+		if (p->tuning.jobs[i].name && streq(p->tuning.jobs[i].name, name))
+			return &p->tuning.jobs[i];
 	return NULL;
 }

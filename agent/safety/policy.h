@@ -25,6 +25,11 @@
 #define SAFE_MAX_CLASSES   32
 #define SAFE_MAX_PROTECTED 256
 
+/* The tuning section (tune/knobs.h, tune/search.h hold the same limits). */
+#define SAFE_MAX_TUNE_JOBS   16
+#define SAFE_MAX_TUNE_KNOBS  8	 /* TUNE_MAX_DIMS: knobs searched together */
+#define SAFE_MAX_TUNE_TRIALS 256 /* TUNE_MAX_TRIALS */
+
 enum safe_mode {
 	SAFE_MODE_ENFORCE, /* changes are applied */
 	SAFE_MODE_DRY_RUN, /* everything but the change: proposals are logged and stored */
@@ -116,6 +121,58 @@ struct safe_target {
 	struct safe_slo slo;
 };
 
+/* What a tuning knob changes: which of the keys sysctl, cgroup_file, rlimit, file it has. */
+enum safe_knob_kind {
+	SAFE_KNOB_SYSCTL,      /* a sysctl; net.* in the target's network namespace by default */
+	SAFE_KNOB_CGROUP_FILE, /* a cgroup file of the actuator table (safe_tune_cgroup_files) */
+	SAFE_KNOB_RLIMIT,      /* the soft resource limit of the target's processes */
+	SAFE_KNOB_FILE,	       /* an application knob: an integer written to a file */
+	SAFE_KNOB_KIND_COUNT,
+};
+
+enum safe_knob_netns {
+	SAFE_NETNS_TARGET, /* the network namespace of the target's processes */
+	SAFE_NETNS_HOST,   /* the daemon's (the host's) namespace */
+};
+
+/* One knob of a tuning job: a range of integers searched in steps. */
+struct safe_tune_knob {
+	/* Exactly one of these four is set; kind says which. */
+	char *sysctl;	   /* dotted or with slashes, as written */
+	char *cgroup_file; /* cpu.weight, ... */
+	char *rlimit;	   /* prlimit's name: nofile, ... */
+	char *file;	   /* absolute path of an application's setting */
+	int netns;	   /* enum safe_knob_netns: net.* sysctls only */
+	int64_t field;	   /* sysctl holding several numbers: which one (1-based); 0: the value */
+	char *cgroup;	   /* cgroup_file: this cgroup; NULL: the target's own */
+	int64_t min, max;  /* min < max */
+	char *step;	   /* as written: "2x" or "16" */
+	bool restart;	   /* the target must restart for a new value to take effect */
+	char *bounded_by;  /* sysctl whose current value caps max at run time; NULL: none */
+	/* Derived by the loader. */
+	int kind;	  /* enum safe_knob_kind */
+	bool step_factor; /* step multiplies ("2x"), else it adds */
+	double step_by;	  /* the factor (> 1) or the increment (>= 1) */
+	int resource;	  /* rlimit: RLIMIT_* */
+};
+
+/* A search over up to SAFE_MAX_TUNE_KNOBS knobs against the fitness of one target. */
+struct safe_tune_job {
+	char *name;
+	char *target;	    /* a target of the policy: its fitness, processes, cgroup, netns */
+	int strategy;	    /* index of safe_tune_strategy_names: enum tune_strategy */
+	int64_t max_trials; /* canaries at most */
+	bool reapply;	    /* kept values are applied again after a daemon restart */
+	char *class;	    /* action class of the policy: the approval rule of its changes */
+	struct safe_tune_knob *knobs;
+	size_t n_knobs;
+};
+
+struct safe_tuning {
+	struct safe_tune_job *jobs;
+	size_t n_jobs;
+};
+
 struct safe_policy {
 	int64_t version;
 	int mode; /* enum safe_mode */
@@ -130,6 +187,7 @@ struct safe_policy {
 	struct safe_fitness fitness;
 	struct safe_target *targets;
 	size_t n_targets;
+	struct safe_tuning tuning; /* no jobs: nothing is tuned */
 	/* The agent's own files, added by the daemon with safe_policy_protect_path(). */
 	char **self_paths;
 	size_t n_self_paths;
@@ -158,9 +216,19 @@ int safe_policy_sysctl_allowed(const struct safe_policy *p, const char *name, co
 
 const struct safe_target *safe_policy_target(const struct safe_policy *p, const char *name);
 const struct safe_action_class *safe_policy_class(const struct safe_policy *p, const char *name);
+const struct safe_tune_job *safe_policy_tune_job(const struct safe_policy *p, const char *name);
 
 extern const char *const safe_mode_names[];	/* "enforce", "dry_run", "observe" */
 extern const char *const safe_approval_names[]; /* "none", "notify", "require" */
+/* "hill", "es": the order of enum tune_strategy (tune/search.h). */
+extern const char *const safe_tune_strategy_names[];
+/* "sysctl", "cgroup_file", "rlimit", "file": the keys, by enum safe_knob_kind. */
+extern const char *const safe_knob_kind_names[];
+/* "target", "host": enum safe_knob_netns. */
+extern const char *const safe_knob_netns_names[];
+/* The cgroup files a knob may name: the files of the actuator table (agent/actuate/knobs.c)
+ * that take an integer; NULL-terminated. test_knobs checks that the actuator takes each. */
+extern const char *const safe_tune_cgroup_files[];
 extern const struct sch_struct safe_policy_schema;
 
 #endif

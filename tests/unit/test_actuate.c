@@ -97,13 +97,17 @@ static void test_validate_sysctl(void **state)
 	    {".net.core", "1", "sysctl name '.net.core' has an empty component"},
 	    {"net.core.", "1", "sysctl name 'net.core.' has an empty component"},
 	    {"net/core/somaxconn", "1",
-	     "sysctl name 'net/core/somaxconn' may hold only a-z, 0-9, '_' and '.'"},
+	     "sysctl name 'net/core/somaxconn' may hold only a-z, 0-9, '_', '.' and '-' (not first "
+	     "in a component)"},
 	    {"net.core.../../x", "1",
-	     "sysctl name 'net.core.../../x' may hold only a-z, 0-9, '_' and '.'"},
+	     "sysctl name 'net.core.../../x' may hold only a-z, 0-9, '_', '.' and '-' (not first "
+	     "in a component)"},
 	    {"Net.core.somaxconn", "1",
-	     "sysctl name 'Net.core.somaxconn' may hold only a-z, 0-9, '_' and '.'"},
-	    {"net.ipv4.conf.eth-0.forwarding", "1",
-	     "sysctl name 'net.ipv4.conf.eth-0.forwarding' may hold only a-z, 0-9, '_' and '.'"},
+	     "sysctl name 'Net.core.somaxconn' may hold only a-z, 0-9, '_', '.' and '-' (not first "
+	     "in a component)"},
+	    {"net.ipv4.conf.-x.forwarding", "1",
+	     "sysctl name 'net.ipv4.conf.-x.forwarding' may hold only a-z, 0-9, '_', '.' and '-' "
+	     "(not first in a component)"},
 	    {"somaxconn", "1", "sysctl name 'somaxconn' has no directory (e.g. net.)"},
 	    {"net.core.somaxconn", "", "sysctl value is empty"},
 	    {"net.core.somaxconn", " \t ", "sysctl value is empty"},
