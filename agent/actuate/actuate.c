@@ -24,6 +24,7 @@ _Static_assert((int)ACT_KIND_RLIMIT == (int)MEM_KIND_RLIMIT &&
 		   (int)ACT_KIND_SIGNAL == (int)MEM_KIND_SIGNAL &&
 		   (int)ACT_KIND_RESTART == (int)MEM_KIND_RESTART &&
 		   (int)ACT_KIND_PATCH == (int)MEM_KIND_PATCH &&
+		   (int)ACT_KIND_FILE == (int)MEM_KIND_FILE &&
 		   (int)ACT_KIND_COUNT == (int)MEM_KIND_COUNT,
 	       "enum act_kind must match enum mem_kind");
 
@@ -75,13 +76,17 @@ static const struct act_desc descs[ACT_KIND_COUNT] = {
 			"its text (not implemented yet, issue 6)",
 			false, "text patches are not implemented yet (issue 6)", patch_validate,
 			NULL, NULL, NULL, NULL},
+    [ACT_KIND_FILE] = {ACT_KIND_FILE, "file",
+		       "an application reads a setting from a file of its own (workers, cache "
+		       "size): write its one value, atomically, keeping owner and mode",
+		       true, NULL, act_file_validate, value_read, value_apply, value_verify,
+		       value_revert},
 };
 
 static const struct act_value_ops *const value_ops[ACT_KIND_COUNT] = {
-    [ACT_KIND_RLIMIT] = &act_rlimit_ops,
-    [ACT_KIND_SYSCTL] = &act_sysctl_ops,
-    [ACT_KIND_CGROUP] = &act_cgroup_ops,
-    [ACT_KIND_NICE] = &act_nice_ops,
+    [ACT_KIND_RLIMIT] = &act_rlimit_ops, [ACT_KIND_SYSCTL] = &act_sysctl_ops,
+    [ACT_KIND_CGROUP] = &act_cgroup_ops, [ACT_KIND_NICE] = &act_nice_ops,
+    [ACT_KIND_FILE] = &act_file_ops,
 };
 
 const struct act_desc *act_desc(enum act_kind kind)
@@ -290,6 +295,15 @@ int act_revert_command(const struct act_request *req, const struct act_result *r
 		if (!r)
 			r = put_word(buf, size, &n, path);
 		break;
+	case ACT_KIND_FILE:
+		r = put_raw(buf, size, &n, "echo ");
+		if (!r)
+			r = put_word(buf, size, &n, value);
+		if (!r)
+			r = put_raw(buf, size, &n, " > ");
+		if (!r)
+			r = put_word(buf, size, &n, req->file.path);
+		break;
 	case ACT_KIND_NICE:
 		r = put_raw(buf, size, &n, "renice -n ");
 		if (!r)
@@ -384,7 +398,8 @@ static int check_identity(const struct act_request *req, unsigned long long want
 	unsigned long long start;
 	int r;
 
-	if (req->kind == ACT_KIND_SYSCTL || req->kind == ACT_KIND_CGROUP || want == 0)
+	if (req->kind == ACT_KIND_SYSCTL || req->kind == ACT_KIND_CGROUP ||
+	    req->kind == ACT_KIND_FILE || want == 0)
 		return 0;
 	r = act_pid_start(req->pid, &start);
 	if (r == -ENOENT || r == -ESRCH)
@@ -439,7 +454,8 @@ static int value_apply(const struct act_request *req, struct act_result *res)
 	char want[ACT_VALUE_MAX];
 	int r;
 
-	if (req->kind != ACT_KIND_SYSCTL && req->kind != ACT_KIND_CGROUP) {
+	if (req->kind != ACT_KIND_SYSCTL && req->kind != ACT_KIND_CGROUP &&
+	    req->kind != ACT_KIND_FILE) {
 		r = act_pid_start(req->pid, &res->pid_start);
 		if (r == -ENOENT || r == -ESRCH)
 			return act_why(res->why, sizeof(res->why), -ESRCH, "no process %d",

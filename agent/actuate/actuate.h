@@ -71,6 +71,7 @@ enum act_kind {
 	ACT_KIND_SIGNAL,
 	ACT_KIND_RESTART,
 	ACT_KIND_PATCH, /* not implemented yet (issue 6): every call is -EOPNOTSUPP */
+	ACT_KIND_FILE,	/* an application knob: one value in a file of its own (files.c) */
 	ACT_KIND_COUNT,
 };
 
@@ -107,6 +108,13 @@ struct act_sysctl {
 	char netns_path[ACT_PATH_MAX];
 };
 
+/* Write one value as the only line of an existing regular file (an application's knob).
+ * path is absolute, not under /proc, /sys or /dev; the file is replaced atomically. */
+struct act_file {
+	char path[ACT_PATH_MAX];
+	char value[ACT_VALUE_MAX];
+};
+
 struct act_signal {
 	int signo; /* 1..SIGRTMAX; the process must be > 1 */
 };
@@ -119,7 +127,7 @@ struct act_restart {
 struct act_request {
 	enum act_kind kind;
 	/* RLIMIT, NICE, SIGNAL: the process (> 0; > 1 for SIGNAL). RESTART: optionally the
-	 * process being replaced (0: none), only reported. SYSCTL, CGROUP: must be 0. */
+	 * process being replaced (0: none), only reported. SYSCTL, CGROUP, FILE: must be 0. */
 	pid_t pid;
 	/* Optional: the start time of pid (field 22 of /proc/PID/stat); when not 0 the action
 	 * is refused with -ESRCH unless pid still has it. */
@@ -130,6 +138,7 @@ struct act_request {
 	struct act_sysctl sysctl;
 	struct act_signal signal;
 	struct act_restart restart;
+	struct act_file file;
 };
 
 struct act_result {

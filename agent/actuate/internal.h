@@ -30,7 +30,11 @@ struct act_value_ops {
 		     char *why, size_t whysize);
 };
 
-extern const struct act_value_ops act_rlimit_ops, act_nice_ops, act_sysctl_ops, act_cgroup_ops;
+extern const struct act_value_ops act_rlimit_ops, act_nice_ops, act_sysctl_ops, act_cgroup_ops,
+    act_file_ops;
+
+/* files.c */
+int act_file_validate(const struct act_request *req, char *why, size_t size);
 
 /* process.c */
 int act_pid_start(pid_t pid, unsigned long long *start);

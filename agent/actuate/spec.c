@@ -121,6 +121,10 @@ int act_spec_format(const struct act_result *res, char *buf, size_t size)
 	case ACT_KIND_SIGNAL:
 		put_int(&b, "signo", q->signal.signo);
 		break;
+	case ACT_KIND_FILE:
+		put_str(&b, "path", q->file.path);
+		put_str(&b, "value", q->file.value);
+		break;
 	case ACT_KIND_RESTART:
 		put_str(&b, "command", q->restart.command);
 		if (q->restart.timeout_ms)
@@ -254,6 +258,12 @@ static int spec_key(struct act_result *res, const char *k, const char *v)
 			return get_ull(v, &res->netns_dev);
 		if (streq(k, "netns_ino"))
 			return get_ull(v, &res->netns_ino);
+		break;
+	case ACT_KIND_FILE:
+		if (streq(k, "path"))
+			return copy(q->file.path, sizeof(q->file.path), v);
+		if (streq(k, "value"))
+			return copy(q->file.value, sizeof(q->file.value), v);
 		break;
 	case ACT_KIND_SIGNAL:
 		if (streq(k, "signo")) {

@@ -21,7 +21,7 @@
 static const char *const kind_names[MEM_KIND_COUNT] = {
     [MEM_KIND_RLIMIT] = "rlimit", [MEM_KIND_SYSCTL] = "sysctl", [MEM_KIND_CGROUP] = "cgroup",
     [MEM_KIND_NICE] = "nice",	  [MEM_KIND_SIGNAL] = "signal", [MEM_KIND_RESTART] = "restart",
-    [MEM_KIND_PATCH] = "patch",
+    [MEM_KIND_PATCH] = "patch",	  [MEM_KIND_FILE] = "file",
 };
 
 static const char *const state_names[MEM_STATE_COUNT] = {

@@ -71,6 +71,9 @@ static void change_knob(const struct act_request *q, char *buf, size_t size)
 	case ACT_KIND_RESTART:
 		snprintf(buf, size, "restart");
 		break;
+	case ACT_KIND_FILE:
+		snprintf(buf, size, "%s", q->file.path);
+		break;
 	default:
 		snprintf(buf, size, "%s", act_kind_name(q->kind) ?: "?");
 	}

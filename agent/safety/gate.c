@@ -170,6 +170,14 @@ static int protect_sysctl(const struct safe_policy *pol, const struct safe_propo
 			  struct safe_decision_out *out);
 static int protect_restart(const struct safe_policy *pol, const struct safe_proposal *p,
 			   struct safe_decision_out *out);
+static int protect_file(const struct safe_policy *pol, const struct safe_proposal *p,
+			struct safe_decision_out *out);
+
+static void describe_file(const struct safe_proposal *p, char *buf, size_t size)
+{
+	snprintf(buf, size, "write %s %s%s%s", p->req.file.path, p->before ? p->before : "",
+		 p->before ? " -> " : "as ", p->req.file.value);
+}
 
 struct gate_kind {
 	/* Paths and units the change itself names (NULL: none); returns 1 when refused. */
@@ -186,6 +194,7 @@ static const struct gate_kind kinds[ACT_KIND_COUNT] = {
     [ACT_KIND_SIGNAL] = {NULL, describe_signal},
     [ACT_KIND_RESTART] = {protect_restart, describe_restart},
     [ACT_KIND_PATCH] = {NULL, describe_patch},
+    [ACT_KIND_FILE] = {protect_file, describe_file},
 };
 
 /* ---- protected things ---- */
@@ -283,6 +292,12 @@ static int protect_cgroup(const struct safe_policy *pol, const struct safe_propo
 			return 1;
 	}
 	return 0;
+}
+
+static int protect_file(const struct safe_policy *pol, const struct safe_proposal *p,
+			struct safe_decision_out *out)
+{
+	return protect_path(pol, p->req.file.path, out);
 }
 
 static int protect_sysctl(const struct safe_policy *pol, const struct safe_proposal *p,

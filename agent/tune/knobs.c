@@ -92,7 +92,7 @@ int tune_knob_from_policy(const struct safe_tune_knob *sk, struct tune_knob *k, 
 	case SAFE_KNOB_FILE:
 		if (!sk->file)
 			break;
-		k->act = ACT_KIND_COUNT;
+		k->act = ACT_KIND_FILE;
 		if (hs_strlcpy(k->file, sk->file, sizeof(k->file)) < 0 || k->file[0] != '/')
 			return why_set(why, n, -EINVAL, "file '%s' is not an absolute path",
 				       sk->file);
@@ -297,10 +297,10 @@ static int knob_place(const struct tune_knob *k, pid_t pid, const char *cgdir, c
 		req->rlimit.soft = (rlim_t)strtoull(value, NULL, 10);
 		return 0;
 	case SAFE_KNOB_FILE:
-		return why_set(why, n, -EOPNOTSUPP,
-			       "no actuator writes application files yet: knob file %s can be "
-			       "read but not set",
-			       k->file);
+		act_request_init(req, ACT_KIND_FILE);
+		hs_strlcpy(req->file.path, k->file, sizeof(req->file.path));
+		hs_strlcpy(req->file.value, value, sizeof(req->file.value));
+		return 0;
 	}
 	return why_set(why, n, -EINVAL, "knob of unknown kind %d", k->kind);
 }

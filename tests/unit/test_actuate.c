@@ -34,7 +34,7 @@ static int validate(const struct act_request *req)
 static void test_table(void **state)
 {
 	static const char *const names[] = {"rlimit", "sysctl",	 "cgroup", "nice",
-					    "signal", "restart", "patch"};
+					    "signal", "restart", "patch",  "file"};
 
 	for (int k = 0; k < ACT_KIND_COUNT; k++) {
 		const struct act_desc *d = act_desc((enum act_kind)k);
@@ -46,7 +46,7 @@ static void test_table(void **state)
 		assert_string_equal(mem_kind_name((enum mem_kind)k), names[k]);
 		assert_int_equal(act_kind_from_name(names[k]), k);
 		assert_true(strlen(d->why) > 20);
-		assert_int_equal(d->revertible, k <= ACT_KIND_NICE);
+		assert_int_equal(d->revertible, k <= ACT_KIND_NICE || k == ACT_KIND_FILE);
 		if (!d->revertible)
 			assert_non_null(d->not_revertible);
 	}
@@ -345,7 +345,7 @@ static void test_validate_process(void **state)
 	assert_string_equal(why, "text patches are not implemented yet (issue 6)");
 	req.kind = ACT_KIND_COUNT;
 	assert_int_equal(validate(&req), -EINVAL);
-	assert_string_equal(why, "unknown actuator kind 7");
+	assert_string_equal(why, "unknown actuator kind 8");
 }
 
 static void test_revert_command(void **state)
@@ -787,6 +787,77 @@ static void test_read(void **state)
 	assert_int_equal(act_read(&req, value, sizeof(value)), -EOPNOTSUPP);
 }
 
+/* The file actuator on a real file: apply keeps owner and mode, verify, an admin's edit
+ * makes revert back off (-ESTALE), revert puts the value back, bad paths are refused. */
+static void test_file(void **state)
+{
+	char dir[] = "/tmp/hs-test-file.XXXXXX", path[128], msg[ACT_WHY_MAX], line[64];
+	struct act_request req;
+	struct act_result res;
+	struct stat st;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/workers", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("4\n", f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0640), 0);
+
+	act_request_init(&req, ACT_KIND_FILE);
+	strcpy(req.file.path, path);
+	strcpy(req.file.value, " 8 ");
+	assert_int_equal(act_validate(&req, msg, sizeof(msg)), 0);
+	assert_int_equal(act_read(&req, line, sizeof(line)), 0);
+	assert_string_equal(line, "4");
+	assert_int_equal(act_apply(&req, &res), 0);
+	assert_string_equal(res.before, "4");
+	assert_string_equal(res.after, "8");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(act_verify(&req, &res), 0);
+	snprintf(msg, sizeof(msg), "echo 4 > %s", path);
+	assert_string_equal(res.revert_cmd, msg);
+
+	/* an admin writes 16: homeostat leaves it alone */
+	f = fopen(path, "w");
+	fputs("16\n", f);
+	fclose(f);
+	assert_int_equal(act_verify(&req, &res), -ESTALE);
+	assert_int_equal(act_revert(&res), -ESTALE);
+	assert_int_equal(act_read(&req, line, sizeof(line)), 0);
+	assert_string_equal(line, "16");
+
+	/* back to what homeostat wrote: revert restores 4 */
+	f = fopen(path, "w");
+	fputs("8\n", f);
+	fclose(f);
+	assert_int_equal(act_revert(&res), 0);
+	assert_int_equal(act_read(&req, line, sizeof(line)), 0);
+	assert_string_equal(line, "4");
+
+	/* a file of several lines is not a one-value knob */
+	f = fopen(path, "w");
+	fputs("4\nmore\n", f);
+	fclose(f);
+	assert_int_equal(act_read(&req, line, sizeof(line)), -EMEDIUMTYPE);
+
+	strcpy(req.file.path, "relative/x");
+	assert_int_equal(act_validate(&req, msg, sizeof(msg)), -EINVAL);
+	assert_string_equal(msg, "file path 'relative/x' is not absolute");
+	strcpy(req.file.path, "/etc/../etc/passwd");
+	assert_int_equal(act_validate(&req, msg, sizeof(msg)), -EINVAL);
+	strcpy(req.file.path, "/proc/sys/vm/swappiness");
+	assert_int_equal(act_validate(&req, msg, sizeof(msg)), -EINVAL);
+	strcpy(req.file.path, path);
+	strcpy(req.file.value, "a\nb");
+	assert_int_equal(act_validate(&req, msg, sizeof(msg)), -EINVAL);
+
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_patch(void **state)
 {
 	struct act_request req;
@@ -812,6 +883,7 @@ int main(void)
 	    cmocka_unit_test(test_signal_child),
 	    cmocka_unit_test(test_restart),
 	    cmocka_unit_test(test_read),
+	    cmocka_unit_test(test_file),
 	    cmocka_unit_test(test_patch),
 	};
 

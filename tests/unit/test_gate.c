@@ -257,7 +257,7 @@ static void test_invalid(void **state)
 	p = rlimit_prop("fd-exhaustion", "web", T0);
 	p.req.kind = ACT_KIND_COUNT;
 	assert_int_equal(safe_gate_check(pol, &st, &p, &o), -EINVAL);
-	assert_string_equal(o.reason, "denied: unknown kind of change 7");
+	assert_string_equal(o.reason, "denied: unknown kind of change 8");
 	assert_int_equal(safe_gate_record(&st, &p, SAFE_OUTCOME_COUNT), -EINVAL);
 	p.source = "";
 	assert_int_equal(safe_gate_record(&st, &p, SAFE_OUTCOME_APPLIED), -EINVAL);

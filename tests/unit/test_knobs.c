@@ -314,7 +314,7 @@ static void test_good_fixture(void **state)
 	assert_string_equal(d, "cgroup cpu.max (target cgroup)");
 	k = &j->knobs[2];
 	assert_int_equal(k->kind, SAFE_KNOB_FILE);
-	assert_int_equal(k->act, ACT_KIND_COUNT);
+	assert_int_equal(k->act, ACT_KIND_FILE);
 	assert_string_equal(k->file, "/etc/leaky/workers");
 	assert_string_equal(k->name, "");
 	assert_false(k->restart); /* restart: false */
@@ -836,11 +836,13 @@ static void test_request_cgroup_rlimit_file(void **state)
 	assert_string_equal(why,
 			    "rlimit nofile is set on a process of the target, and none was given");
 
-	/* No actuator writes application files yet. */
+	/* An application file: the file actuator writes its one value. */
 	knob_of("{file: /etc/web/workers, min: 1, max: 64, step: 1}", &k);
-	assert_int_equal(tune_knob_request(&k, 8, 4242, NULL, &req, why, sizeof(why)), -EOPNOTSUPP);
-	assert_string_equal(why, "no actuator writes application files yet: knob file "
-				 "/etc/web/workers can be read but not set");
+	assert_int_equal(tune_knob_request(&k, 8, 4242, NULL, &req, why, sizeof(why)), 0);
+	assert_int_equal(req.kind, ACT_KIND_FILE);
+	assert_string_equal(req.file.path, "/etc/web/workers");
+	assert_string_equal(req.file.value, "8");
+	assert_int_equal(req.pid, 0);
 }
 
 /* ---- reads, through act_read(), of the real host ---- */
