@@ -18,8 +18,7 @@
 #include "lib/util.h"
 #include "remediate/internal.h"
 
-static int say(char *why, size_t size, int err, const char *fmt, ...) HS_PRINTF(4, 5);
-static int say(char *why, size_t size, int err, const char *fmt, ...)
+int heal_say(char *why, size_t size, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -89,19 +88,20 @@ static int rlimit_request(const struct heal_step *s, const struct heal_subject_p
 	double want;
 
 	if (prlimit(sub->pid, RLIMIT_NOFILE, NULL, &rl) < 0)
-		return say(why, size, -errno, "cannot read the limits of pid %d: %s", (int)sub->pid,
-			   strerror(errno));
+		return heal_say(why, size, -errno, "cannot read the limits of pid %d: %s",
+				(int)sub->pid, strerror(errno));
 	want = p->value ? (double)p->value : (double)rl.rlim_cur * (p->factor ? p->factor : 2);
 	if (p->max && want > (double)p->max)
 		want = (double)p->max;
 	if (rl.rlim_max != RLIM_INFINITY && want > (double)rl.rlim_max)
 		want = (double)rl.rlim_max;
 	if (want <= (double)rl.rlim_cur)
-		return say(why, size, -ERANGE,
-			   "the soft limit of pid %d is %llu already; the step may raise it to "
-			   "%.0f at most (its max %lld, the hard limit %llu)",
-			   (int)sub->pid, (unsigned long long)rl.rlim_cur, want, (long long)p->max,
-			   (unsigned long long)rl.rlim_max);
+		return heal_say(
+		    why, size, -ERANGE,
+		    "the soft limit of pid %d is %llu already; the step may raise it to "
+		    "%.0f at most (its max %lld, the hard limit %llu)",
+		    (int)sub->pid, (unsigned long long)rl.rlim_cur, want, (long long)p->max,
+		    (unsigned long long)rl.rlim_max);
 	req->rlimit.resource = RLIMIT_NOFILE;
 	req->rlimit.soft = (rlim_t)want;
 	return 0;
@@ -157,19 +157,20 @@ static int cgroup_request(const struct heal_step *s, const struct heal_subject_p
 			 (unsigned long long)s->params.memory_high.bytes);
 	}
 	if (err == -ESRCH)
-		return say(why, size, err, "pid %d is gone", (int)sub->pid);
+		return heal_say(why, size, err, "pid %d is gone", (int)sub->pid);
 	if (err)
-		return say(why, size, err,
-			   "pid %d is in no cgroup with the %s controller (v2, or v1 where it "
-			   "has one)",
-			   (int)sub->pid,
-			   s->action == HEAL_ACT_CGROUP_MEMORY_HIGH ? "memory" : "cpu");
+		return heal_say(why, size, err,
+				"pid %d is in no cgroup with the %s controller (v2, or v1 where it "
+				"has one)",
+				(int)sub->pid,
+				s->action == HEAL_ACT_CGROUP_MEMORY_HIGH ? "memory" : "cpu");
 	if (streq(cg->path, "") || streq(cg->path, "unified") || streq(cg->path, "unified/") ||
 	    cg->path[strlen(cg->path) - 1] == '/')
-		return say(why, size, -EPERM,
-			   "pid %d is in a root cgroup (%s): homeostat does not change the root's "
-			   "knobs",
-			   (int)sub->pid, cg->path[0] ? cg->path : "/");
+		return heal_say(
+		    why, size, -EPERM,
+		    "pid %d is in a root cgroup (%s): homeostat does not change the root's "
+		    "knobs",
+		    (int)sub->pid, cg->path[0] ? cg->path : "/");
 	(void)t;
 	return 0;
 }
@@ -191,10 +192,10 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 	bool needs_process = s->action != HEAL_ACT_SYSCTL && s->action != HEAL_ACT_RESTART;
 
 	if (s->action == HEAL_ACT_ALERT || (unsigned)s->action >= ARRAY_SIZE(kinds))
-		return say(why, whysize, -EINVAL, "an alert is not a change");
+		return heal_say(why, whysize, -EINVAL, "an alert is not a change");
 	act_request_init(req, kinds[s->action]);
 	if (needs_process && (!sub || !sub->pid))
-		return say(why, whysize, -ESRCH, "no process to act on");
+		return heal_say(why, whysize, -ESRCH, "no process to act on");
 	if (sub && sub->pid) {
 		req->pid = sub->pid;
 		req->pid_start = sub->start;
@@ -216,7 +217,8 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 			     s->params.sysctl.name) >= (int)sizeof(req->sysctl.name) ||
 		    snprintf(req->sysctl.value, sizeof(req->sysctl.value), "%s",
 			     s->params.sysctl.value) >= (int)sizeof(req->sysctl.value))
-			return say(why, whysize, -ENAMETOOLONG, "sysctl name or value too long");
+			return heal_say(why, whysize, -ENAMETOOLONG,
+					"sysctl name or value too long");
 		/* net.* belongs to a network namespace: the subject's */
 		if (sub && sub->pid && !strncmp(req->sysctl.name, "net.", 4))
 			req->sysctl.netns_pid = sub->pid;
@@ -226,14 +228,14 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 			int err = act_read(req, now, sizeof(now));
 
 			if (err)
-				return say(why, whysize, err, "cannot read %s: %s",
-					   req->sysctl.name, strerror(-err));
+				return heal_say(why, whysize, err, "cannot read %s: %s",
+						req->sysctl.name, strerror(-err));
 			cur = strtoll(now, &end1, 10);
 			want = strtoll(req->sysctl.value, &end2, 10);
 			if (!*end1 && !*end2 && end1 != now && cur >= want)
-				return say(why, whysize, -EALREADY,
-					   "%s is %lld already, not below %lld (raise_only)",
-					   req->sysctl.name, cur, want);
+				return heal_say(why, whysize, -EALREADY,
+						"%s is %lld already, not below %lld (raise_only)",
+						req->sysctl.name, cur, want);
 		}
 		return 0;
 	case HEAL_ACT_SIGNAL:
@@ -247,23 +249,24 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 		if (t && t->restart) {
 			if (snprintf(req->restart.command, sizeof(req->restart.command), "%s",
 				     t->restart) >= (int)sizeof(req->restart.command))
-				return say(why, whysize, -ENAMETOOLONG, "restart command too long");
+				return heal_say(why, whysize, -ENAMETOOLONG,
+						"restart command too long");
 		} else if (t && t->unit && exists("/run/systemd/system")) {
 			if (strspn(t->unit, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 					    "0123456789:_.@-") != strlen(t->unit))
-				return say(why, whysize, -EINVAL, "unit name '%s' is not plain",
-					   t->unit);
+				return heal_say(why, whysize, -EINVAL,
+						"unit name '%s' is not plain", t->unit);
 			if (snprintf(req->restart.command, sizeof(req->restart.command),
 				     "systemctl restart -- '%s'",
 				     t->unit) >= (int)sizeof(req->restart.command))
-				return say(why, whysize, -ENAMETOOLONG, "unit name too long");
+				return heal_say(why, whysize, -ENAMETOOLONG, "unit name too long");
 		} else {
-			return say(why, whysize, -ENOENT,
-				   "target '%s' declares no restart command in the policy "
-				   "(targets[].restart)%s",
-				   t ? t->name : "other",
-				   t && t->unit ? ", and systemd does not run here for its unit"
-						: "");
+			return heal_say(
+			    why, whysize, -ENOENT,
+			    "target '%s' declares no restart command in the policy "
+			    "(targets[].restart)%s",
+			    t ? t->name : "other",
+			    t && t->unit ? ", and systemd does not run here for its unit" : "");
 		}
 		req->restart.timeout_ms =
 		    (unsigned)(timeout > ACT_RESTART_TIMEOUT_MAX_MS ? ACT_RESTART_TIMEOUT_MAX_MS
@@ -271,6 +274,6 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 		return 0;
 	}
 	default:
-		return say(why, whysize, -EINVAL, "unknown action");
+		return heal_say(why, whysize, -EINVAL, "unknown action");
 	}
 }

@@ -58,17 +58,6 @@ struct heal_capture_run {
 	uint64_t window_ms;
 };
 
-static int say(char *why, size_t size, int err, const char *fmt, ...) HS_PRINTF(4, 5);
-static int say(char *why, size_t size, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, size, fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 /* ---- fd_table: instant ---- */
 
 struct fd_kind {
@@ -305,18 +294,18 @@ int heal_capture_start(const struct heal_capture_ctx *ctx, uint64_t now_ms,
 	err = obs_sym_new(NULL, &r->sym);
 	if (err) {
 		free(r);
-		return say(why, whysize, err, "no symbolizer");
+		return heal_say(why, whysize, err, "no symbolizer");
 	}
 	switch (r->kind) {
 	case HEAL_CAPTURE_FD_TABLE:
 		if (!r->subject) {
-			err = say(why, whysize, -ESRCH, "fd_table needs a process");
+			err = heal_say(why, whysize, -ESRCH, "fd_table needs a process");
 			break;
 		}
 		err = fd_table(r->subject, &r->text, &r->len, r->summary, sizeof(r->summary));
 		if (err)
-			say(why, whysize, err, "cannot read the descriptors of pid %d",
-			    (int)r->subject);
+			heal_say(why, whysize, err, "cannot read the descriptors of pid %d",
+				 (int)r->subject);
 		r->done = true;
 		break;
 	case HEAL_CAPTURE_CRASH_REPORT: {
@@ -327,7 +316,7 @@ int heal_capture_start(const struct heal_capture_ctx *ctx, uint64_t now_ms,
 		heal_capture_members(r, ctx->procs, ctx->nprocs);
 		err = obs_cpuprof_start(&o, &r->cp);
 		if (err)
-			say(why, whysize, err, "CPU profiler: %s", strerror(-err));
+			heal_say(why, whysize, err, "CPU profiler: %s", strerror(-err));
 		break;
 	}
 	case HEAL_CAPTURE_CPU_PROFILE: {
@@ -345,27 +334,27 @@ int heal_capture_start(const struct heal_capture_ctx *ctx, uint64_t now_ms,
 		for (unsigned i = 0; i < r->npids; i++)
 			r->pids[i] = ctx->nprocs ? (uint32_t)ctx->procs[i] : (uint32_t)r->subject;
 		if (!r->npids) {
-			err = say(why, whysize, -ESRCH, "no live process to profile");
+			err = heal_say(why, whysize, -ESRCH, "no live process to profile");
 			break;
 		}
 		o.tgids = r->pids;
 		o.ntgids = r->npids;
 		err = obs_cpuprof_start(&o, &r->cp);
 		if (err)
-			say(why, whysize, err, "CPU profiler: %s", strerror(-err));
+			heal_say(why, whysize, err, "CPU profiler: %s", strerror(-err));
 		break;
 	}
 	case HEAL_CAPTURE_ALLOC_PROFILE: {
 		struct obs_allocprof_opts o = {.pid = (int)r->subject};
 
 		if (!r->subject) {
-			err = say(why, whysize, -ESRCH, "alloc_profile needs a process");
+			err = heal_say(why, whysize, -ESRCH, "alloc_profile needs a process");
 			break;
 		}
 		err = obs_allocprof_start(&o, &r->ap);
 		if (err)
-			say(why, whysize, err, "allocation profiler on pid %d: %s", (int)r->subject,
-			    strerror(-err));
+			heal_say(why, whysize, err, "allocation profiler on pid %d: %s",
+				 (int)r->subject, strerror(-err));
 		break;
 	}
 	case HEAL_CAPTURE_FUNC_LATENCY: {
@@ -379,17 +368,17 @@ int heal_capture_start(const struct heal_capture_ctx *ctx, uint64_t now_ms,
 			o.func = colon + 1;
 		}
 		if (!r->subject) {
-			err = say(why, whysize, -ESRCH, "func_latency needs a process");
+			err = heal_say(why, whysize, -ESRCH, "func_latency needs a process");
 			break;
 		}
 		err = obs_funclat_start(&o, &r->fl);
 		if (err)
-			say(why, whysize, err, "function latency of %s in pid %d: %s", o.func,
-			    (int)r->subject, strerror(-err));
+			heal_say(why, whysize, err, "function latency of %s in pid %d: %s", o.func,
+				 (int)r->subject, strerror(-err));
 		break;
 	}
 	default:
-		err = say(why, whysize, -EOPNOTSUPP, "unknown capture");
+		err = heal_say(why, whysize, -EOPNOTSUPP, "unknown capture");
 	}
 	if (err) {
 		heal_capture_free(r);

@@ -10,11 +10,15 @@
 #include <sys/types.h>
 
 #include "actuate/actuate.h"
+#include "lib/util.h"
 #include "observe/observe.h"
 #include "remediate/runbook.h"
 #include "safety/policy.h"
 
 #define HEAL_NOTE_MAX 512
+
+/* snprintf into why (size > 0); returns err. For the sentences of refusals. */
+int heal_say(char *why, size_t size, int err, const char *fmt, ...) HS_PRINTF(4, 5);
 
 /* ---- subject.c: which process ---- */
 

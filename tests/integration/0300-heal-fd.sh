@@ -14,15 +14,7 @@
 
 FDHOG=$HS_TOP/$HS_BUILD/workloads/fdhog
 [ -x "$FDHOG" ] || { echo "missing $FDHOG: run make check-tests"; exit 1; }
-q() { sqlite3 -cmd '.timeout 5000' "$T_DB" "$1"; }
 soft_limit() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
-wait_for() { # seconds command...
-	local n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-	return 1
-}
-q_is() { [ "$(q "$1" 2>/dev/null)" = "$2" ]; } # SQL value: for wait_for, which re-runs it
 limit_is() { [ "$(soft_limit "$1")" = "$2" ]; }
 field() { awk -v k="$1" '$1 == k { print $2 }' "$2" | head -n 1; }
 start_fdhog() { # log
@@ -37,16 +29,16 @@ sleep 6 # the detect window (5 s) needs a tick before it starts
 
 start_fdhog "$T_DIR/fd1.log"
 check "fdhog gets its descriptors after homeostat raises its limit" \
-	wait_for 20 grep -q '^satisfied' "$T_DIR/fd1.log"
+	t_wait_for 20 grep -q '^satisfied' "$T_DIR/fd1.log"
 first=$(field first_emfile "$T_DIR/fd1.log")
-id=$(q "SELECT id FROM changes WHERE kind = 'rlimit' ORDER BY id LIMIT 1")
-acted=$(q "SELECT acted_at FROM changes WHERE id = ${id:-0}")
+id=$(t_q "SELECT id FROM changes WHERE kind = 'rlimit' ORDER BY id LIMIT 1")
+acted=$(t_q "SELECT acted_at FROM changes WHERE id = ${id:-0}")
 echo "first EMFILE at $first, change $id acted at $acted: $((${acted:-0} - ${first:-0})) ms"
 check "the change was made within 3 ticks of the first EMFILE" \
 	[ -n "$acted" ] && [ $((acted - first)) -ge 0 ] && [ $((acted - first)) -le 3000 ]
 check "it raised the soft limit to 128 (factor 2), hard limit untouched" \
 	[ "$(soft_limit "$FDHOG_PID")" = 128 ]
-check "the change is verified and kept" wait_for 20 q_is "SELECT state FROM changes WHERE id = $id" KEPT
+check "the change is verified and kept" t_wait_for 20 t_q_is "SELECT state FROM changes WHERE id = $id" KEPT
 "$HSC" --socket "$T_SOCK" history >"$T_DIR/history.txt"
 cat "$T_DIR/history.txt"
 "$HSC" --socket "$T_SOCK" history --json >"$T_DIR/history.json"
@@ -71,14 +63,14 @@ text = zlib.decompress(data).decode()
 assert kind == "fd_table" and len(text) == raw and "/dev/null" in text and "socket" in text, text
 PY
 check "the audit trail has the episode and the change" \
-	[ "$(q "SELECT count(*) FROM audit WHERE event IN ('episode.open', 'diagnosis.add', 'change.intent', 'change.applied', 'change.kept', 'episode.resolved')")" -ge 6 ]
+	[ "$(t_q "SELECT count(*) FROM audit WHERE event IN ('episode.open', 'diagnosis.add', 'change.intent', 'change.applied', 'change.kept', 'episode.resolved')")" -ge 6 ]
 
 "$HSC" --socket "$T_SOCK" rollback "$id" >"$T_DIR/rb.txt" 2>&1
 rc=$?
 cat "$T_DIR/rb.txt"
 check "homeostat rollback $id exits 0" [ "$rc" -eq 0 ]
 check "the soft limit is 64 again" [ "$(soft_limit "$FDHOG_PID")" = 64 ]
-check "the change is ROLLED_BACK" [ "$(q "SELECT state FROM changes WHERE id = $id")" = ROLLED_BACK ]
+check "the change is ROLLED_BACK" [ "$(t_q "SELECT state FROM changes WHERE id = $id")" = ROLLED_BACK ]
 "$HSC" --socket "$T_SOCK" rollback "$id" >"$T_DIR/rb2.txt" 2>&1
 rc=$?
 check "a second rollback is refused (exit 1): $(cat "$T_DIR/rb2.txt")" [ $rc -eq 1 ]
@@ -91,23 +83,23 @@ T_DB=$T_DIR/state2/memory.db
 t_start
 sleep 6
 start_fdhog "$T_DIR/fd2.log"
-check "a second change is applied" wait_for 20 q_is "SELECT group_concat(state) FROM changes WHERE kind = 'rlimit'" APPLIED
+check "a second change is applied" t_wait_for 20 t_q_is "SELECT group_concat(state) FROM changes WHERE kind = 'rlimit'" APPLIED
 check "fdhog #2 has 128" [ "$(soft_limit "$FDHOG_PID")" = 128 ]
 kill -KILL "$T_PID"
 wait "$T_PID" 2>/dev/null
 T_PID=
 t_start
-check "the restarted daemon reverted the unconcluded change" wait_for 10 limit_is "$FDHOG_PID" 64
+check "the restarted daemon reverted the unconcluded change" t_wait_for 10 limit_is "$FDHOG_PID" 64
 check "recorded as ROLLED_BACK, interrupted" \
-	[ "$(q "SELECT c.state || ' ' || substr(o.failure_reason, 1, 12) FROM changes c JOIN outcomes o ON o.change_id = c.id WHERE c.kind = 'rlimit'")" = "ROLLED_BACK interrupted:" ]
+	[ "$(t_q "SELECT c.state || ' ' || substr(o.failure_reason, 1, 12) FROM changes c JOIN outcomes o ON o.change_id = c.id WHERE c.kind = 'rlimit'")" = "ROLLED_BACK interrupted:" ]
 check "the episode of the killed daemon is ABORTED" \
-	[ "$(q "SELECT state FROM episodes ORDER BY id LIMIT 1")" = ABORTED ]
+	[ "$(t_q "SELECT state FROM episodes ORDER BY id LIMIT 1")" = ABORTED ]
 kill "$FDHOG_PID"
 wait "$FDHOG_PID" 2>/dev/null
 sleep 5 # a full detect window of the new daemon
 start_fdhog "$T_DIR/fd3.log"
 check "the same fix is made again for a new process (an interruption is not a failure)" \
-	wait_for 20 grep -q '^satisfied' "$T_DIR/fd3.log"
+	t_wait_for 20 grep -q '^satisfied' "$T_DIR/fd3.log"
 kill "$FDHOG_PID"
 wait "$FDHOG_PID" 2>/dev/null
 check "the daemon stops cleanly" t_stop

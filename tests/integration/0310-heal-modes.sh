@@ -16,14 +16,6 @@
 
 FDHOG=$HS_TOP/$HS_BUILD/workloads/fdhog
 [ -x "$FDHOG" ] || { echo "missing $FDHOG: run make check-tests"; exit 1; }
-q() { sqlite3 -cmd '.timeout 5000' "$T_DB" "$1" 2>/dev/null; }
-q_is() { [ "$(q "$1")" = "$2" ]; }
-wait_for() { # seconds command...
-	local n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-	return 1
-}
 host_state() { # pid
 	awk '/^Max open files/' "/proc/$1/limits"
 	ps -e -o pid=,ni= | awk '$2 != 0 && $2 != "-"' | sort -n
@@ -42,7 +34,7 @@ run() {
 	on_exit "kill $FDHOG_PID 2>/dev/null"
 	sleep 0.5
 	host_state "$FDHOG_PID" >"$T_DIR/$name.before"
-	wait_for 15 t_log_has "$WAIT_FOR"
+	t_wait_for 15 t_log_has "$WAIT_FOR"
 	sleep 2
 	host_state "$FDHOG_PID" >"$T_DIR/$name.after"
 	check "$name: the host is as it was" diff "$T_DIR/$name.before" "$T_DIR/$name.after"
@@ -61,19 +53,19 @@ P=$T_DIR/etc/policy.yaml
 sed -i 's/^mode: enforce$/mode: dry_run/' "$P"
 WAIT_FOR='episode 1 DRY_RUN'
 run dry_run
-check "dry_run: the episode ended DRY_RUN" q_is "SELECT state FROM episodes" DRY_RUN
+check "dry_run: the episode ended DRY_RUN" t_q_is "SELECT state FROM episodes" DRY_RUN
 check "dry_run: the change is recorded as a proposal, not made" \
-	q_is "SELECT kind || ' ' || state FROM changes" "rlimit PROPOSED"
+	t_q_is "SELECT kind || ' ' || state FROM changes" "rlimit PROPOSED"
 check "dry_run: and says what it would have done" \
 	t_log_has 'change 1 recorded, not made: dry run: would'
-check "dry_run: nothing entered INTENT" q_is "SELECT count(*) FROM changes WHERE acted_at IS NOT NULL" 0
+check "dry_run: nothing entered INTENT" t_q_is "SELECT count(*) FROM changes WHERE acted_at IS NOT NULL" 0
 end_run dry_run
 
 # 2. --dry-run over an enforce policy
 sed -i 's/^mode: dry_run$/mode: enforce/' "$P"
 run dry_run_flag --dry-run
-check "--dry-run: the episode ended DRY_RUN" q_is "SELECT state FROM episodes" DRY_RUN
-check "--dry-run: nothing entered INTENT" q_is "SELECT count(*) FROM changes WHERE acted_at IS NOT NULL" 0
+check "--dry-run: the episode ended DRY_RUN" t_q_is "SELECT state FROM episodes" DRY_RUN
+check "--dry-run: nothing entered INTENT" t_q_is "SELECT count(*) FROM changes WHERE acted_at IS NOT NULL" 0
 end_run dry_run_flag
 
 # 3. mode observe
@@ -82,7 +74,7 @@ WAIT_FOR='mode observe: no action'
 run observe
 check "observe: the detection is logged" t_log_has 'runbook fd-exhaustion fired on other \(mode observe: no action\)'
 check "observe: no episode, no change recorded" \
-	q_is "SELECT (SELECT count(*) FROM episodes) + (SELECT count(*) FROM changes)" 0
+	t_q_is "SELECT (SELECT count(*) FROM episodes) + (SELECT count(*) FROM changes)" 0
 end_run observe
 
 # 4. the faulty process is protected
@@ -90,7 +82,7 @@ sed -i 's/^mode: observe$/mode: enforce/' "$P"
 sed -i 's/^  processes:$/  processes:\n    - fdhog/' "$P"
 WAIT_FOR='episode 1 REFUSED'
 run protected
-check "protected: the episode is REFUSED" q_is "SELECT state FROM episodes" REFUSED
+check "protected: the episode is REFUSED" t_q_is "SELECT state FROM episodes" REFUSED
 check "protected: the change is DENIED because fdhog is protected" \
 	bash -c "sqlite3 '$T_DB' \"SELECT state, (SELECT detail FROM audit WHERE change_id = c.id AND event = 'change.denied') FROM changes c\" | grep -q \"DENIED|.*protected\""
 end_run protected

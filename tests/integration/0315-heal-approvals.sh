@@ -12,14 +12,6 @@
 
 FDHOG=$HS_TOP/$HS_BUILD/workloads/fdhog
 [ -x "$FDHOG" ] || { echo "missing $FDHOG: run make check-tests"; exit 1; }
-q() { sqlite3 -cmd '.timeout 5000' "$T_DB" "$1" 2>/dev/null; }
-q_is() { [ "$(q "$1")" = "$2" ]; }
-wait_for() { # seconds command...
-	local n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-	return 1
-}
 soft_limit() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
 start() { # name class
 	T_DB=$T_DIR/$1/memory.db
@@ -29,7 +21,7 @@ start() { # name class
 	"$FDHOG" --soft 64 --want 100 >"$T_DIR/$1.fd" 2>&1 &
 	FDHOG_PID=$!
 	on_exit "kill $FDHOG_PID 2>/dev/null"
-	wait_for 15 q_is "SELECT state FROM changes" PENDING_APPROVAL
+	t_wait_for 15 t_q_is "SELECT state FROM changes" PENDING_APPROVAL
 }
 stop() {
 	kill "$FDHOG_PID" 2>/dev/null
@@ -42,30 +34,30 @@ sed -i 's/^action_classes:$/action_classes:\n  - {name: tell, approval: notify, 
 	"$T_DIR/etc/policy.yaml"
 
 start notify tell
-check "notify: the change is announced first (PENDING_APPROVAL)" q_is "SELECT state FROM changes" PENDING_APPROVAL
+check "notify: the change is announced first (PENDING_APPROVAL)" t_q_is "SELECT state FROM changes" PENDING_APPROVAL
 check "notify: applied by homeostat once the notice period is over" \
-	wait_for 10 q_is "SELECT state FROM changes" APPLIED
+	t_wait_for 10 t_q_is "SELECT state FROM changes" APPLIED
 check "notify: recorded as approved by homeostat" \
-	q_is "SELECT actor FROM audit WHERE event = 'change.approved'" "homeostat (notice period over)"
+	t_q_is "SELECT actor FROM audit WHERE event = 'change.approved'" "homeostat (notice period over)"
 check "notify: the limit was raised" [ "$(soft_limit "$FDHOG_PID")" = 128 ]
 stop notify
 
 start reject slow-tell
-id=$(q "SELECT id FROM changes")
+id=$(t_q "SELECT id FROM changes")
 "$HSC" --socket "$T_SOCK" reject "$id"
 check "reject: homeostat reject $id exits 0" [ $? -eq 0 ]
-check "reject: the episode ends UNRESOLVED" wait_for 5 q_is "SELECT state FROM episodes" UNRESOLVED
-check "reject: the change is DENIED" q_is "SELECT state FROM changes" DENIED
+check "reject: the episode ends UNRESOLVED" t_wait_for 5 t_q_is "SELECT state FROM episodes" UNRESOLVED
+check "reject: the change is DENIED" t_q_is "SELECT state FROM changes" DENIED
 sleep 2
 check "reject: nothing changed" [ "$(soft_limit "$FDHOG_PID")" = 64 ]
-check "reject: no other change was tried" q_is "SELECT count(*) FROM changes" 1
+check "reject: no other change was tried" t_q_is "SELECT count(*) FROM changes" 1
 stop reject
 
 start expire short
 check "expire: the approval expires and the change is DENIED" \
-	wait_for 15 q_is "SELECT state FROM changes" DENIED
-check "expire: recorded as expired" q_is "SELECT state FROM approvals" EXPIRED
-check "expire: the episode ends UNRESOLVED" wait_for 5 q_is "SELECT state FROM episodes" UNRESOLVED
+	t_wait_for 15 t_q_is "SELECT state FROM changes" DENIED
+check "expire: recorded as expired" t_q_is "SELECT state FROM approvals" EXPIRED
+check "expire: the episode ends UNRESOLVED" t_wait_for 5 t_q_is "SELECT state FROM episodes" UNRESOLVED
 check "expire: nothing changed" [ "$(soft_limit "$FDHOG_PID")" = 64 ]
 stop expire
 t_done

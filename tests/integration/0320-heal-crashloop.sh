@@ -15,14 +15,6 @@
 SUPERVISE=$HS_TOP/$HS_BUILD/workloads/supervise
 CRASHER=$HS_TOP/$HS_BUILD/workloads/crasher
 [ -x "$SUPERVISE" ] && [ -x "$CRASHER" ] || { echo "missing workloads: run make check-tests"; exit 1; }
-q() { sqlite3 -cmd '.timeout 5000' "$T_DB" "$1" 2>/dev/null; }
-q_is() { [ "$(q "$1")" = "$2" ]; }
-wait_for() { # seconds command...
-	local n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-	return 1
-}
 
 t_config
 t_add_target crashy comm crasher
@@ -34,12 +26,12 @@ SUP=$!
 on_exit "kill $SUP 2>/dev/null; wait $SUP 2>/dev/null"
 
 check "an episode opens for the crash loop" \
-	wait_for 30 q_is "SELECT runbook || ' ' || target FROM episodes WHERE runbook = 'crash-loop'" "crash-loop crashy"
+	t_wait_for 30 t_q_is "SELECT runbook || ' ' || target FROM episodes WHERE runbook = 'crash-loop'" "crash-loop crashy"
 check "the episode ends: a human was alerted" \
-	wait_for 15 q_is "SELECT state FROM episodes WHERE runbook = 'crash-loop'" UNRESOLVED
+	t_wait_for 15 t_q_is "SELECT state FROM episodes WHERE runbook = 'crash-loop'" UNRESOLVED
 check "the alert is in the log" t_log_has 'ALERT runbook crash-loop on crashy'
 check "the crash report names SIGSEGV" \
-	q_is "SELECT kind || ': ' || (summary LIKE '%SIGSEGV%') FROM diagnoses" "crash_report: 1"
+	t_q_is "SELECT kind || ': ' || (summary LIKE '%SIGSEGV%') FROM diagnoses" "crash_report: 1"
 check "and the function the dead processes spent their CPU in" python3 - "$T_DB" <<'PY'
 import sqlite3, sys, zlib
 db = sqlite3.connect(sys.argv[1])
@@ -47,7 +39,7 @@ text = zlib.decompress(db.execute("SELECT data FROM diagnoses").fetchone()[0]).d
 top = [l for l in text.splitlines() if l.strip().endswith("(crasher)")]
 assert top and "crash_soon_work" in top[0], text
 PY
-q "SELECT summary FROM diagnoses"
+t_q "SELECT summary FROM diagnoses"
 python3 - "$T_DB" <<'PY'
 import sqlite3, sys, zlib
 db = sqlite3.connect(sys.argv[1])
@@ -58,9 +50,9 @@ starts_then=$(grep -c '^start' "$T_DIR/supervise.log")
 sleep 10
 starts_now=$(grep -c '^start' "$T_DIR/supervise.log")
 check "the supervisor keeps restarting it ($starts_then, then $starts_now starts)" [ "$starts_now" -gt "$starts_then" ]
-check "no change was proposed or made" q_is "SELECT count(*) FROM changes" 0
+check "no change was proposed or made" t_q_is "SELECT count(*) FROM changes" 0
 check "one alert only while the loop goes on (cooldown)" [ "$(grep -c 'ALERT runbook crash-loop' "$T_LOG")" -eq 1 ]
-check "one episode only" q_is "SELECT count(*) FROM episodes WHERE runbook = 'crash-loop'" 1
+check "one episode only" t_q_is "SELECT count(*) FROM episodes WHERE runbook = 'crash-loop'" 1
 "$HSC" --socket "$T_SOCK" history
 kill "$SUP"
 wait "$SUP" 2>/dev/null

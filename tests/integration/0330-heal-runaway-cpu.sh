@@ -16,14 +16,6 @@ VICTIM=$HS_TOP/$HS_BUILD/workloads/rqvictim
 HOG=$HS_TOP/$HS_BUILD/workloads/cpuhog
 [ -x "$VICTIM" ] && [ -x "$HOG" ] || { echo "missing workloads: run make check-tests"; exit 1; }
 [ "$(nproc)" -ge 2 ] || skip_all "needs 2 CPUs"
-q() { sqlite3 -cmd '.timeout 5000' "$T_DB" "$1" 2>/dev/null; }
-q_is() { [ "$(q "$1")" = "$2" ]; }
-wait_for() { # seconds command...
-	local n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-	return 1
-}
 nices() { # pid: the nice value of every thread, sorted and unique
 	for t in /proc/"$1"/task/*/stat; do awk '{ sub(/^.*\) /, ""); print $17 }' "$t"; done | sort -u | tr '\n' ' '
 }
@@ -45,14 +37,14 @@ on_exit "kill -KILL $HPID 2>/dev/null"
 hog_line=$(wc -l <"$T_DIR/victim.log")
 
 check "a runaway-cpu episode opens for the victim" \
-	wait_for 40 q_is "SELECT runbook || ' ' || target FROM episodes" "runaway-cpu victim"
+	t_wait_for 40 t_q_is "SELECT runbook || ' ' || target FROM episodes" "runaway-cpu victim"
 check "the hog is niced: change applied to cpuhog" \
-	wait_for 15 q_is "SELECT kind || ' ' || after FROM changes WHERE state IN ('APPLIED', 'KEPT')" "nice 19"
+	t_wait_for 15 t_q_is "SELECT kind || ' ' || after FROM changes WHERE state IN ('APPLIED', 'KEPT')" "nice 19"
 applied_line=$(wc -l <"$T_DIR/victim.log")
 check "every thread of the hog is at nice 19 ($(nices $HPID))" [ "$(nices $HPID)" = "19 " ]
-check "the change is verified and kept" wait_for 35 q_is "SELECT state FROM changes" KEPT
-check "the episode is RESOLVED" wait_for 5 q_is "SELECT state FROM episodes" RESOLVED
-q "SELECT why FROM changes"
+check "the change is verified and kept" t_wait_for 35 t_q_is "SELECT state FROM changes" KEPT
+check "the episode is RESOLVED" t_wait_for 5 t_q_is "SELECT state FROM episodes" RESOLVED
+t_q "SELECT why FROM changes"
 check "the change names the hog and why" \
 	bash -c "sqlite3 '$T_DB' 'SELECT why FROM changes' | grep -q 'pid $HPID (cpuhog) used'"
 sleep 5
@@ -67,9 +59,9 @@ check "and recovered after (median p99 ${after} us: under half, and < 2500 us)" 
 # The hog goes quiet: the runbook reverts the change.
 kill -STOP "$HPID"
 check "once the hog is quiet for 10 s the change is reverted" \
-	wait_for 30 q_is "SELECT state FROM changes" ROLLED_BACK
+	t_wait_for 30 t_q_is "SELECT state FROM changes" ROLLED_BACK
 check "every thread of the hog is back at nice 0 ($(nices $HPID))" [ "$(nices $HPID)" = "0 " ]
-q "SELECT failure_reason FROM outcomes ORDER BY id DESC LIMIT 1"
+t_q "SELECT failure_reason FROM outcomes ORDER BY id DESC LIMIT 1"
 check "the rollback says why" \
 	bash -c "sqlite3 '$T_DB' 'SELECT failure_reason FROM outcomes ORDER BY id DESC LIMIT 1' | grep -q 'runaway-cpu (pid $HPID used under 5% of a CPU for 10 s): value restored'"
 kill -KILL "$HPID"

@@ -14,14 +14,6 @@
 
 LEAKY=$HS_TOP/$HS_BUILD/workloads/leaky
 [ -x "$LEAKY" ] || { echo "missing $LEAKY: run make check-tests"; exit 1; }
-q() { sqlite3 -cmd '.timeout 5000' "$T_DB" "$1" 2>/dev/null; }
-q_is() { [ "$(q "$1")" = "$2" ]; }
-wait_for() { # seconds command...
-	local n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-	return 1
-}
 
 cat >"$T_DIR/restart-leaky.sh" <<SH
 #!/bin/sh
@@ -48,14 +40,14 @@ setsid "$LEAKY" --seconds 120 >/dev/null 2>&1 </dev/null &
 echo $! >"$T_DIR/leaky.pid"
 first=$(cat "$T_DIR/leaky.pid")
 
-check "a memory-leak episode opens" wait_for 60 q_is "SELECT runbook FROM episodes" memory-leak
+check "a memory-leak episode opens" t_wait_for 60 t_q_is "SELECT runbook FROM episodes" memory-leak
 check "the allocation profile names leak_some_memory" \
-	wait_for 20 q_is "SELECT kind || ' ' || (summary LIKE '%leak_some_memory%') FROM diagnoses" "alloc_profile 1"
-q "SELECT summary FROM diagnoses"
-check "a human is alerted" wait_for 5 t_log_has 'ALERT runbook memory-leak on leaky'
+	t_wait_for 20 t_q_is "SELECT kind || ' ' || (summary LIKE '%leak_some_memory%') FROM diagnoses" "alloc_profile 1"
+t_q "SELECT summary FROM diagnoses"
+check "a human is alerted" t_wait_for 5 t_log_has 'ALERT runbook memory-leak on leaky'
 check "the restart waits for approval" \
-	wait_for 10 q_is "SELECT kind || ' ' || state FROM changes" "restart PENDING_APPROVAL"
-id=$(q "SELECT id FROM changes WHERE kind = 'restart'")
+	t_wait_for 10 t_q_is "SELECT kind || ' ' || state FROM changes" "restart PENDING_APPROVAL"
+id=$(t_q "SELECT id FROM changes WHERE kind = 'restart'")
 "$HSC" --socket "$T_SOCK" status >"$T_DIR/status.txt"
 sed -n '/^approvals:/,/^$/p' "$T_DIR/status.txt"
 check "status lists the pending approval" grep -q "^  id *$id\$" "$T_DIR/status.txt"
@@ -65,17 +57,17 @@ rss_before=$(awk '{ print $2 * 4 }' "/proc/$first/statm")
 
 "$HSC" --socket "$T_SOCK" approve "$id"
 check "homeostat approve $id exits 0" [ $? -eq 0 ]
-check "the restart ran: a new leaky" wait_for 20 bash -c "[ \"\$(cat '$T_DIR/leaky.pid')\" != $first ]"
-check "the old one is gone" wait_for 5 bash -c "! kill -0 $first 2>/dev/null"
+check "the restart ran: a new leaky" t_wait_for 20 bash -c "[ \"\$(cat '$T_DIR/leaky.pid')\" != $first ]"
+check "the old one is gone" t_wait_for 5 bash -c "! kill -0 $first 2>/dev/null"
 new=$(cat "$T_DIR/leaky.pid")
 rss_after=$(awk '{ print $2 * 4 }' "/proc/$new/statm")
 echo "RSS before the restart ${rss_before} KiB, after ${rss_after} KiB"
 check "the memory came back (${rss_before} KiB -> ${rss_after} KiB)" [ $((rss_after * 2)) -lt "$rss_before" ]
-check "verify holds: the change is kept" wait_for 20 q_is "SELECT state FROM changes WHERE id = $id" KEPT
-check "the episode is RESOLVED" wait_for 5 q_is "SELECT state FROM episodes" RESOLVED
+check "verify holds: the change is kept" t_wait_for 20 t_q_is "SELECT state FROM changes WHERE id = $id" KEPT
+check "the episode is RESOLVED" t_wait_for 5 t_q_is "SELECT state FROM episodes" RESOLVED
 "$HSC" --socket "$T_SOCK" history
 check "history says who approved it" \
-	q_is "SELECT count(*) FROM audit WHERE change_id = $id AND event = 'change.approved' AND actor LIKE 'operator%'" 1
+	t_q_is "SELECT count(*) FROM audit WHERE change_id = $id AND event = 'change.approved' AND actor LIKE 'operator%'" 1
 "$HSC" --socket "$T_SOCK" rollback "$id" >"$T_DIR/rb.txt" 2>&1
 rc=$?
 cat "$T_DIR/rb.txt"

@@ -18,14 +18,6 @@
 LSERVER=$HS_TOP/$HS_BUILD/workloads/lserver
 [ -x "$LSERVER" ] || { echo "missing $LSERVER: run make check-tests"; exit 1; }
 command -v ip >/dev/null || skip_all "no ip(8)"
-q() { sqlite3 -cmd '.timeout 5000' "$T_DB" "$1" 2>/dev/null; }
-q_is() { [ "$(q "$1")" = "$2" ]; }
-wait_for() { # seconds command...
-	local n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-	return 1
-}
 NS=hs-test-$$
 ns_somaxconn() { ip netns exec "$NS" cat /proc/sys/net/core/somaxconn; }
 host_before=$(cat /proc/sys/net/core/somaxconn)
@@ -59,23 +51,23 @@ CLIENT=$!
 on_exit "kill $CLIENT 2>/dev/null"
 
 check "a listen-overflow episode opens for web" \
-	wait_for 30 q_is "SELECT runbook || ' ' || target FROM episodes" "listen-overflow web"
+	t_wait_for 30 t_q_is "SELECT runbook || ' ' || target FROM episodes" "listen-overflow web"
 check "somaxconn 4096 with a restart waits for approval" \
-	wait_for 10 q_is "SELECT kind || ' ' || knob || ' ' || after || ' ' || state FROM changes" \
+	t_wait_for 10 t_q_is "SELECT kind || ' ' || knob || ' ' || after || ' ' || state FROM changes" \
 	"sysctl net.core.somaxconn 4096 PENDING_APPROVAL"
-id=$(q "SELECT id FROM changes WHERE kind = 'sysctl'")
-check "clients wait for retransmitted SYNs meanwhile" wait_for 10 \
+id=$(t_q "SELECT id FROM changes WHERE kind = 'sysctl'")
+check "clients wait for retransmitted SYNs meanwhile" t_wait_for 10 \
 	bash -c "awk '\$10 > 0 { slow++ } END { exit !(slow >= 2) }' '$T_DIR/client.log'"
 check "nothing changed before the approval" [ "$(ns_somaxconn)" = 8 ] && [ "$(cat "$T_DIR/lserver.pid")" = "$first" ]
 
 "$HSC" --socket "$T_SOCK" approve "$id"
 check "homeostat approve $id exits 0" [ $? -eq 0 ]
-check "somaxconn is 4096 in the server's namespace" wait_for 10 bash -c "[ \"\$(ip netns exec $NS cat /proc/sys/net/core/somaxconn)\" = 4096 ]"
+check "somaxconn is 4096 in the server's namespace" t_wait_for 10 bash -c "[ \"\$(ip netns exec $NS cat /proc/sys/net/core/somaxconn)\" = 4096 ]"
 check "the host's somaxconn did not move ($host_before)" [ "$(cat /proc/sys/net/core/somaxconn)" = "$host_before" ]
-check "the server was restarted" wait_for 10 bash -c "[ \"\$(cat '$T_DIR/lserver.pid')\" != $first ]"
+check "the server was restarted" t_wait_for 10 bash -c "[ \"\$(cat '$T_DIR/lserver.pid')\" != $first ]"
 check "both halves are kept after verify" \
-	wait_for 40 q_is "SELECT group_concat(kind || ':' || state, ' ') FROM changes" "sysctl:KEPT restart:KEPT"
-check "the episode is RESOLVED" wait_for 5 q_is "SELECT state FROM episodes" RESOLVED
+	t_wait_for 40 t_q_is "SELECT group_concat(kind || ':' || state, ' ') FROM changes" "sysctl:KEPT restart:KEPT"
+check "the episode is RESOLVED" t_wait_for 5 t_q_is "SELECT state FROM episodes" RESOLVED
 check "clients connect at once again (no slow connection in the last 3 bursts)" \
 	bash -c "tail -n 3 '$T_DIR/client.log' | awk '{ slow += \$10 } END { exit !(NR == 3 && slow == 0) }'"
 tail -n 4 "$T_DIR/client.log"

@@ -118,3 +118,16 @@ for row in d.get("targets", []):
         v = row[sys.argv[2]]
         print("" if v is None else v)' "$1" "$2"
 }
+
+# The test daemon's memory database: t_q SQL prints what it returns; t_q_is SQL VALUE
+# succeeds when it returns VALUE (for t_wait_for, which runs it again each time).
+t_q() { sqlite3 -cmd '.timeout 5000' "$T_DB" "$1" 2>/dev/null; }
+t_q_is() { [ "$(t_q "$1")" = "$2" ]; }
+
+# t_wait_for SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds, at most SECONDS.
+t_wait_for() {
+	local n=$(($1 * 10))
+	shift
+	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
+	return 1
+}
