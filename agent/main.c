@@ -383,16 +383,10 @@ static void heal_env_fill(struct hs_daemon *d, struct heal_env *env, uint64_t mo
 				 .mono_ms = mono_ms};
 }
 
-/* Budgets survive a restart: the gate sees memory's counts as well as its own. */
 static void heal_tick(struct hs_daemon *d, uint64_t now_ms)
 {
-	struct mem_counts mc;
 	struct heal_env env;
 
-	if (mem_counts(d->mem, (int64_t)wall_ms(), &mc) == 0) {
-		d->changes->gate.mem.changes_last_hour = mc.changes_last_hour;
-		d->changes->gate.mem.active = mc.active;
-	}
 	heal_env_fill(d, &env, d->snap.at_ms ? d->snap.at_ms : now_ms);
 	heal_engine_tick(d->heal, &env);
 }

@@ -370,11 +370,9 @@ int heal_condition_eval(const struct heal_condition *c, const struct heal_series
 	}
 
 	window_collect(x, c, s, now_ms, &a);
-	if (a.have_base && !a.n)
-		why = "no sample in the window";
 	/* A count can only grow as the window fills: one already above the threshold over the
 	 * part covered is above it over the whole window (rate divides by the whole window). */
-	if (!why && !a.have_base && a.n && x->kind == SIG_COUNTER &&
+	if (!a.have_base && a.n && x->kind == SIG_COUNTER &&
 	    (c->op == HEAL_OP_GT || c->op == HEAL_OP_GE) && window_value(x, c, &a, &v, &why) &&
 	    ops[c->op](v, c->threshold)) {
 		out->value = v;
@@ -389,7 +387,6 @@ int heal_condition_eval(const struct heal_condition *c, const struct heal_series
 			 heal_op_names[c->op], thr);
 		return 0;
 	}
-	why = NULL;
 	if (a.have_base && !a.n)
 		why = "no sample in the window";
 	if (!why && !a.have_base) {

@@ -585,6 +585,7 @@ static void act_step(struct ctx *c)
 			dry.mode = SAFE_MODE_DRY_RUN;
 			pol = &dry;
 		}
+		safe_changes_refresh_counts(c->env->changes);
 		safe_gate_check(pol, &c->env->changes->gate, &ci.p, &pre);
 		if (pre.decision == SAFE_DENY && transient(pre.rule)) {
 			if (!in->said_wait)
@@ -1064,13 +1065,6 @@ void heal_engine_tick(struct heal_engine *e, const struct heal_env *env)
 	for (int i = 0; i < SERIES_MAX; i++)
 		if (e->series[i].used && !e->series[i].seen)
 			series_free(&e->series[i]);
-}
-
-void heal_engine_reconfigure(struct heal_engine *e, const struct heal_env *env)
-{
-	/* The next tick ends what is no longer configured; nothing else to do. */
-	(void)e;
-	(void)env;
 }
 
 int heal_engine_status(const struct heal_engine *e,

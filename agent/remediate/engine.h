@@ -65,11 +65,9 @@ struct heal_status {
 };
 
 int heal_engine_open(struct heal_engine **out);
-/* One tick: samples the snapshot into the series and advances every instance. */
+/* One tick: samples the snapshot into the series and advances every instance. After a
+ * reload, instances of runbooks or targets that no longer exist end (ABORTED) here. */
 void heal_engine_tick(struct heal_engine *e, const struct heal_env *env);
-/* After a reload: instances of runbooks or targets that no longer exist are ended
- * (ABORTED), the others go on. */
-void heal_engine_reconfigure(struct heal_engine *e, const struct heal_env *env);
 /* Calls cb for every instance that is not idle; returns the count. */
 int heal_engine_status(const struct heal_engine *e,
 		       int (*cb)(const struct heal_status *s, void *ud), void *ud);

@@ -111,6 +111,16 @@ static struct safe_live *live_add(struct safe_changes *sc)
 	return &sc->live[sc->nlive++];
 }
 
+void safe_changes_refresh_counts(struct safe_changes *sc)
+{
+	struct mem_counts mc;
+
+	if (mem_counts(sc->mem, now_wall_ms(), &mc) == 0) {
+		sc->gate.mem.changes_last_hour = mc.changes_last_hour;
+		sc->gate.mem.active = mc.active;
+	}
+}
+
 struct safe_live *safe_changes_live(struct safe_changes *sc, int64_t id)
 {
 	for (unsigned i = 0; i < sc->nlive; i++)
@@ -232,6 +242,7 @@ int safe_changes_propose(struct safe_changes *sc, const struct safe_policy *poli
 	}
 	r = read_values(&p.req, out->before, want, out->why, sizeof(out->why));
 	p.before = out->before[0] ? out->before : NULL;
+	safe_changes_refresh_counts(sc);
 	safe_gate_check(pol, &sc->gate, &p, &out->d);
 	if (r && out->d.decision != SAFE_DENY) {
 		out->d.decision = SAFE_DENY;
@@ -343,6 +354,7 @@ int safe_changes_apply_approved(struct safe_changes *sc, const struct safe_polic
 	again.p.req = stored.req;
 	again.p.approved = true;
 	again.p.now_ms = now_wall_ms();
+	safe_changes_refresh_counts(sc);
 	safe_gate_check(policy, &sc->gate, &again.p, &out->d);
 	out->change_id = id;
 	if (out->d.decision != SAFE_ALLOW) {

@@ -108,6 +108,9 @@ int safe_changes_rollback(struct safe_changes *sc, int64_t id, const char *by, c
 int safe_changes_reconcile(struct safe_changes *sc);
 /* Denies every APPROVED change not in keep[] (approved after its proposer went away). */
 int safe_changes_deny_orphans(struct safe_changes *sc, const int64_t *keep, size_t nkeep);
+/* Feeds memory's counts (changes in the last hour, active ones) to the gate's budgets, so
+ * that they survive a restart; done before every gate check, never on an idle tick. */
+void safe_changes_refresh_counts(struct safe_changes *sc);
 /* The live change id, or NULL. */
 struct safe_live *safe_changes_live(struct safe_changes *sc, int64_t id);
 /* Forgets live change id without touching the host (its process exited: the change went
