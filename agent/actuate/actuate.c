@@ -305,10 +305,18 @@ int act_revert_command(const struct act_request *req, const struct act_result *r
 			r = put_word(buf, size, &n, req->file.path);
 		break;
 	case ACT_KIND_NICE:
-		r = put_raw(buf, size, &n, "renice -n ");
+		/* chrt -a changes every thread; renice -p one: name them all when there are
+		 * several */
+		if (streq(value, "idle")) {
+			r = put_raw(buf, size, &n, "chrt -a -i -p 0 %d", (int)req->pid);
+			break;
+		}
+		if (req->nice.idle)
+			r = put_raw(buf, size, &n, "chrt -a -o -p 0 %d && ", (int)req->pid);
+		if (!r)
+			r = put_raw(buf, size, &n, "renice -n ");
 		if (!r)
 			r = put_word(buf, size, &n, value);
-		/* renice -p changes one thread: name them all when there are several */
 		if (!r && res && res->nthreads > 1)
 			r = put_raw(buf, size, &n, " -p $(ls /proc/%d/task)", (int)req->pid);
 		else if (!r)
@@ -329,7 +337,7 @@ static int nice_validate(const struct act_request *req, char *why, size_t size)
 	if (req->pid <= 0)
 		return act_why(why, size, -EINVAL, "nice needs a process (pid > 0), not %d",
 			       (int)req->pid);
-	if (req->nice.value < -20 || req->nice.value > 19)
+	if (!req->nice.idle && (req->nice.value < -20 || req->nice.value > 19))
 		return act_why(why, size, -EINVAL, "nice value %d must be between -20 and 19",
 			       req->nice.value);
 	return 0;

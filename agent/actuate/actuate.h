@@ -31,7 +31,8 @@
  * Choices (see actuate.c for details):
  * - nice: setpriority(PRIO_PROCESS) on every thread in /proc/PID/task (on Linux a nice value
  *   belongs to a thread); before is the main thread's value, and revert sets every thread
- *   back to it. Verify checks every thread.
+ *   back to it. Verify checks every thread. With idle, every thread moves to SCHED_IDLE
+ *   (value "idle"); a number moves a SCHED_IDLE thread back to SCHED_OTHER.
  * - sysctl in a network namespace (net.* only): a short-lived child process enters the
  *   namespace with setns() and reads or writes one /proc/sys file, so the daemon's own
  *   namespace never changes; the child is killed after 2 s.
@@ -87,6 +88,7 @@ struct act_rlimit {
 
 struct act_nice {
 	int value; /* -20..19 */
+	bool idle; /* SCHED_IDLE instead (value "idle"); value is then unused */
 };
 
 /* Write one cgroup interface file. path is absolute under /sys/fs/cgroup or relative to it;

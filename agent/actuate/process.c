@@ -11,6 +11,10 @@
  *   later inherit from their creator, so they get the new value too). If one thread refuses,
  *   the threads already changed are set back and the error returned: never half reniced.
  *   The value before is the main thread's; revert sets every thread back to it.
+ *   With idle, the threads move to SCHED_IDLE instead (value "idle"): a waking thread of any
+ *   other policy preempts them at once, where a nice-19 thread under EEVDF may still finish
+ *   its slice first (milliseconds of wakeup delay for the service). Writing a number moves a
+ *   SCHED_IDLE thread back to SCHED_OTHER before setting its nice value.
  * - signal: sent through a pidfd opened between two reads of the process's start time, so a
  *   recycled pid can never receive it.
  * - restart: /bin/sh -c COMMAND (the policy's restart line is a shell command), in its own
@@ -20,6 +24,7 @@
  *   act_poll(), which reaps it, and kills its process group past the deadline.
  */
 #include <dirent.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -301,75 +306,126 @@ static int list_threads(pid_t pid, pid_t **out, size_t *n)
 	return 0;
 }
 
-static int nice_of(pid_t tid, int *value)
+/* A thread's scheduling, as the value the nice actuator reads and writes: "idle" for
+ * SCHED_IDLE, else the nice value. */
+struct sched_state {
+	bool idle;
+	int nice;
+};
+
+static int nice_of(pid_t tid, struct sched_state *st)
 {
-	int v;
+	int v, policy;
 
 	errno = 0;
 	v = getpriority(PRIO_PROCESS, (id_t)tid);
 	if (v == -1 && errno)
 		return -errno;
-	*value = v;
+	policy = sched_getscheduler(tid);
+	if (policy < 0)
+		return -errno;
+	st->idle = (policy & ~SCHED_RESET_ON_FORK) == SCHED_IDLE;
+	st->nice = v;
 	return 0;
+}
+
+static int parse_sched(const char *value, struct sched_state *st)
+{
+	long long v;
+
+	st->idle = streq(value, "idle");
+	st->nice = 0;
+	if (st->idle)
+		return 0;
+	if (act_parse_ll(value, &v) || v < -20 || v > 19)
+		return -EINVAL;
+	st->nice = (int)v;
+	return 0;
+}
+
+static bool sched_same(const struct sched_state *a, const struct sched_state *b)
+{
+	return a->idle == b->idle && (a->idle || a->nice == b->nice);
+}
+
+static int set_sched(pid_t tid, const struct sched_state *want, const struct sched_state *now)
+{
+	struct sched_param sp = {0};
+
+	if (want->idle)
+		return sched_setscheduler(tid, SCHED_IDLE, &sp) < 0 ? -errno : 0;
+	if (now->idle && sched_setscheduler(tid, SCHED_OTHER, &sp) < 0)
+		return -errno;
+	return setpriority(PRIO_PROCESS, (id_t)tid, want->nice) < 0 ? -errno : 0;
 }
 
 static int nice_read(const struct act_request *req, const struct act_result *res, char *value,
 		     size_t size)
 {
-	int v, r = nice_of(req->pid, &v);
+	struct sched_state st;
+	int r = nice_of(req->pid, &st);
 
 	if (r)
 		return r;
-	snprintf(value, size, "%d", v);
+	if (st.idle)
+		snprintf(value, size, "idle");
+	else
+		snprintf(value, size, "%d", st.nice);
 	return 0;
 }
 
 static int nice_want(const struct act_request *req, const char *before, char *value, size_t size,
 		     char *why, size_t whysize)
 {
-	snprintf(value, size, "%d", req->nice.value);
+	if (req->nice.idle)
+		snprintf(value, size, "idle");
+	else
+		snprintf(value, size, "%d", req->nice.value);
 	return 0;
 }
 
 static int nice_write(const struct act_request *req, struct act_result *res, const char *value)
 {
 	_cleanup_free_ pid_t *tids = NULL;
-	_cleanup_free_ int *old = NULL;
+	_cleanup_free_ struct sched_state *old = NULL;
+	_cleanup_free_ bool *gone = NULL;
+	struct sched_state want;
 	size_t n = 0, done, changed = 0;
-	long long v;
 	int r;
 
-	if (act_parse_ll(value, &v) || v < -20 || v > 19)
+	if (parse_sched(value, &want))
 		return -EINVAL;
 	r = list_threads(req->pid, &tids, &n);
 	if (r)
 		return r;
 	old = calloc(n, sizeof(*old));
-	if (!old)
+	gone = calloc(n, sizeof(*gone));
+	if (!old || !gone)
 		return -ENOMEM;
 	for (done = 0; done < n; done++) {
 		r = nice_of(tids[done], &old[done]);
 		if (r == -ESRCH) { /* the thread exited meanwhile */
-			old[done] = INT32_MIN;
+			gone[done] = true;
 			r = 0;
 			continue;
 		}
 		if (r)
 			break;
-		if (setpriority(PRIO_PROCESS, (id_t)tids[done], (int)v) < 0) {
-			r = errno == ESRCH ? 0 : -errno;
-			old[done] = INT32_MIN;
-			if (r)
-				break;
+		r = set_sched(tids[done], &want, &old[done]);
+		if (r == -ESRCH) {
+			gone[done] = true;
+			r = 0;
 			continue;
 		}
+		if (r)
+			break;
 		changed++;
 	}
 	if (r) {
-		/* never leave a process half reniced: put back what was changed */
+		/* never leave a process half changed: put back what was changed */
 		for (size_t i = 0; i < done; i++)
-			if (old[i] != INT32_MIN)
-				setpriority(PRIO_PROCESS, (id_t)tids[i], old[i]);
+			if (!gone[i])
+				set_sched(tids[i], &old[i], &want);
 		return r;
 	}
 	if (changed == 0)
@@ -383,21 +439,21 @@ static int nice_holds(const struct act_request *req, const struct act_result *re
 		      const char *value, char *why, size_t whysize)
 {
 	_cleanup_free_ pid_t *tids = NULL;
+	struct sched_state want, st;
 	size_t n = 0, other = 0;
-	long long want;
-	int v, r;
+	int r;
 
-	if (act_parse_ll(value, &want))
+	if (parse_sched(value, &want))
 		return -EINVAL;
 	r = list_threads(req->pid, &tids, &n);
 	if (r)
 		return r;
 	for (size_t i = 0; i < n; i++)
-		if (!nice_of(tids[i], &v) && v != want)
+		if (!nice_of(tids[i], &st) && !sched_same(&st, &want))
 			other++;
 	if (other)
-		return act_why(why, whysize, -ESTALE, "%zu of %zu threads hold another nice value",
-			       other, n);
+		return act_why(why, whysize, -ESTALE, "%zu of %zu threads hold another %s", other,
+			       n, want.idle ? "scheduling policy" : "nice value");
 	return 0;
 }
 

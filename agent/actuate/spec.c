@@ -99,6 +99,8 @@ int act_spec_format(const struct act_result *res, char *buf, size_t size)
 		break;
 	case ACT_KIND_NICE:
 		put_int(&b, "value", q->nice.value);
+		if (q->nice.idle)
+			put_int(&b, "idle", 1);
 		put_int(&b, "threads", res->nthreads);
 		break;
 	case ACT_KIND_CGROUP:
@@ -226,6 +228,11 @@ static int spec_key(struct act_result *res, const char *k, const char *v)
 		if (streq(k, "value")) {
 			err = get_int(v, -20, 19, &i);
 			q->nice.value = (int)i;
+			return err;
+		}
+		if (streq(k, "idle")) {
+			err = get_int(v, 0, 1, &i);
+			q->nice.idle = i != 0;
 			return err;
 		}
 		if (streq(k, "threads")) {

@@ -205,6 +205,7 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 		return rlimit_request(s, sub, req, why, whysize);
 	case HEAL_ACT_NICE:
 		req->nice.value = (int)s->params.nice.value;
+		req->nice.idle = s->params.nice.idle;
 		return 0;
 	case HEAL_ACT_CGROUP_CPU_WEIGHT:
 	case HEAL_ACT_CGROUP_CPU_QUOTA:

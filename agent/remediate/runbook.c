@@ -136,14 +136,31 @@ static const struct sch_struct rlimit_schema = {
     .check = rlimit_check,
 };
 
+static int nice_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	struct heal_nice_params *p = obj;
+	const struct yt_node *value = yt_map_get(map, "value");
+
+	if (value && p->idle)
+		return sch_error(ctx, value, "'value' and 'idle: true' exclude each other");
+	if (!value && !p->idle && sch_ok(ctx, "idle"))
+		return sch_error(ctx, map, "nice needs 'value' or 'idle: true'");
+	return 0;
+}
+
 static const struct sch_field nice_fields[] = {
     {.name = "value",
      .type = SCH_INT,
      .offset = offsetof(struct heal_nice_params, value),
-     .required = true,
      .min = -20,
      .max = 19,
      .doc = "the nice value to set"},
+    {.name = "idle",
+     .type = SCH_BOOL,
+     .offset = offsetof(struct heal_nice_params, idle),
+     .doc = "move every thread to SCHED_IDLE instead: it runs only when nothing else wants "
+	    "the CPU, and a waking thread preempts it at once (a nice-19 thread may first "
+	    "finish its slice)"},
 };
 
 static const struct sch_struct nice_schema = {
@@ -151,6 +168,7 @@ static const struct sch_struct nice_schema = {
     .size = sizeof(struct heal_nice_params),
     .fields = nice_fields,
     .nfields = ARRAY_SIZE(nice_fields),
+    .check = nice_check,
 };
 
 static const struct sch_field cpu_weight_fields[] = {
@@ -655,6 +673,9 @@ static int step_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
 		return sch_error(ctx, params, "'params' must be a mapping, not %s",
 				 yt_describe(params, db, sizeof(db)));
 	if (!params || yt_is_null(params)) {
+		if (s->action == HEAL_ACT_NICE) /* one of two, which the schema cannot say */
+			return sch_error(ctx, params ? params : map,
+					 "action 'nice' needs 'params' with 'value' or 'idle'");
 		for (size_t i = 0; i < a->params->nfields; i++)
 			if (a->params->fields[i].required)
 				return sch_error(ctx, params ? params : map,

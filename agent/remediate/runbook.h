@@ -102,6 +102,7 @@ struct heal_rlimit_params {
 
 struct heal_nice_params {
 	int64_t value; /* -20..19 */
+	bool idle;     /* SCHED_IDLE instead of a nice value */
 };
 
 struct heal_cpu_weight_params {

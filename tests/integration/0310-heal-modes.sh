@@ -9,8 +9,9 @@
 #   fdhog protected               the change is DENIED, the episode REFUSED, nothing changed
 #   a restart that names the      a runbook whose restart command would delete the agent's
 #   agent's own database          database is refused, and the database is still there
-# "The host" is the soft limit of the faulty process, every non-zero nice value on the host
-# and the sysctls a runbook may write; it is compared before and after each run.
+# "The host" is the soft limit of the faulty process, every non-zero nice value and every
+# policy other than SCHED_OTHER on the host, and the sysctls a runbook may write; it is
+# compared before and after each run.
 # hs-asan: yes
 . "$(dirname "$0")/lib.sh"
 
@@ -18,7 +19,7 @@ FDHOG=$HS_TOP/$HS_BUILD/workloads/fdhog
 [ -x "$FDHOG" ] || { echo "missing $FDHOG: run make check-tests"; exit 1; }
 host_state() { # pid
 	awk '/^Max open files/' "/proc/$1/limits"
-	ps -e -o pid=,ni= | awk '$2 != 0 && $2 != "-"' | sort -n
+	ps -e -o pid=,ni=,cls= | awk '($2 != 0 && $2 != "-") || $3 != "TS"' | sort -n
 	sysctl -n net.core.somaxconn fs.file-max vm.swappiness
 }
 

@@ -5,10 +5,11 @@
 # rqvictim (target "victim") wakes every 5 ms to work 1 ms and prints its own wakeup delay;
 # cpuhog with 2 threads shares its CPU (both pinned to CPU 1, in this shell's session so that
 # they share an autogroup). The runaway-cpu runbook must see the victim's run-queue p99 rise,
-# pick cpuhog as the hog (the most CPU outside the target), set nice 19 on every thread of it,
-# verify that the victim's p99 fell, and keep the change. Then the hog is stopped (SIGSTOP:
-# no CPU): after 10 s quiet the runbook reverts it, every thread back at nice 0. The victim's
-# own measurements must show the delay before and the recovery after.
+# pick cpuhog as the hog (the most CPU outside the target), move every thread of it to
+# SCHED_IDLE, verify that the victim's p99 fell, and keep the change. Then the hog is stopped
+# (SIGSTOP: no CPU): after 10 s quiet the runbook reverts it, every thread back to
+# SCHED_OTHER at nice 0. The victim's own measurements must show the delay before and the
+# recovery after.
 # hs-asan: yes
 . "$(dirname "$0")/lib.sh"
 
@@ -16,8 +17,8 @@ VICTIM=$HS_TOP/$HS_BUILD/workloads/rqvictim
 HOG=$HS_TOP/$HS_BUILD/workloads/cpuhog
 [ -x "$VICTIM" ] && [ -x "$HOG" ] || { echo "missing workloads: run make check-tests"; exit 1; }
 [ "$(nproc)" -ge 2 ] || skip_all "needs 2 CPUs"
-nices() { # pid: the nice value of every thread, sorted and unique
-	for t in /proc/"$1"/task/*/stat; do awk '{ sub(/^.*\) /, ""); print $17 }' "$t"; done | sort -u | tr '\n' ' '
+scheds() { # pid: "policy/nice" of every thread, sorted and unique (policy 0 other, 5 idle)
+	for t in /proc/"$1"/task/*/stat; do awk '{ sub(/^.*\) /, ""); print $39 "/" $17 }' "$t"; done | sort -u | tr '\n' ' '
 }
 median_p99() { # file first last: median of the victim's per-second p99 over lines first..last
 	sed -n "$2,$3p" "$1" | awk '$1 == "p50_us" { print $4 }' | sort -n |
@@ -38,10 +39,10 @@ hog_line=$(wc -l <"$T_DIR/victim.log")
 
 check "a runaway-cpu episode opens for the victim" \
 	t_wait_for 40 t_q_is "SELECT runbook || ' ' || target FROM episodes" "runaway-cpu victim"
-check "the hog is niced: change applied to cpuhog" \
-	t_wait_for 15 t_q_is "SELECT kind || ' ' || after FROM changes WHERE state IN ('APPLIED', 'KEPT')" "nice 19"
+check "the hog is lowered: change applied to cpuhog" \
+	t_wait_for 15 t_q_is "SELECT kind || ' ' || after FROM changes WHERE state IN ('APPLIED', 'KEPT')" "nice idle"
 applied_line=$(wc -l <"$T_DIR/victim.log")
-check "every thread of the hog is at nice 19 ($(nices $HPID))" [ "$(nices $HPID)" = "19 " ]
+check "every thread of the hog is SCHED_IDLE ($(scheds $HPID))" [ "$(scheds $HPID)" = "5/0 " ]
 check "the change is verified and kept" t_wait_for 35 t_q_is "SELECT state FROM changes" KEPT
 check "the episode is RESOLVED" t_wait_for 5 t_q_is "SELECT state FROM episodes" RESOLVED
 t_q "SELECT why FROM changes"
@@ -60,7 +61,7 @@ check "and recovered after (median p99 ${after} us: under half, and < 2500 us)" 
 kill -STOP "$HPID"
 check "once the hog is quiet for 10 s the change is reverted" \
 	t_wait_for 30 t_q_is "SELECT state FROM changes" ROLLED_BACK
-check "every thread of the hog is back at nice 0 ($(nices $HPID))" [ "$(nices $HPID)" = "0 " ]
+check "every thread of the hog is back to SCHED_OTHER at nice 0 ($(scheds $HPID))" [ "$(scheds $HPID)" = "0/0 " ]
 t_q "SELECT failure_reason FROM outcomes ORDER BY id DESC LIMIT 1"
 check "the rollback says why" \
 	bash -c "sqlite3 '$T_DB' 'SELECT failure_reason FROM outcomes ORDER BY id DESC LIMIT 1' | grep -q 'runaway-cpu (pid $HPID used under 5% of a CPU for 10 s): value restored'"

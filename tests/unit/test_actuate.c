@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -406,6 +407,12 @@ static void test_revert_command(void **state)
 
 	assert_int_equal(act_revert_command(&req, &res, "-5", buf, 10), -ENAMETOOLONG);
 	assert_string_equal(buf, "");
+	/* SCHED_IDLE: chrt -a changes every thread; back to a number leaves SCHED_IDLE first */
+	req.nice.idle = true;
+	assert_int_equal(act_revert_command(&req, &res, "idle", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "chrt -a -i -p 0 1234");
+	assert_int_equal(act_revert_command(&req, &res, "0", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "chrt -a -o -p 0 1234 && renice -n 0 -p $(ls /proc/1234/task)");
 
 	act_request_init(&req, ACT_KIND_SIGNAL);
 	assert_int_equal(act_revert_command(&req, NULL, "", buf, sizeof(buf)), -EOPNOTSUPP);
@@ -617,6 +624,66 @@ static void test_nice_child(void **state)
 	reap(pid);
 	/* the process is gone: verify and revert say so */
 	assert_int_equal(act_verify(&req, &res), -ESRCH);
+}
+
+/* the scheduling policy of a thread, as /proc/PID/task/TID/stat says it */
+static int policy_of(pid_t tid)
+{
+	return sched_getscheduler(tid);
+}
+
+static void test_nice_idle_child(void **state)
+{
+	struct act_request req;
+	struct act_result res;
+	char expect[128];
+	pid_t pid = spawn_child(true), other = 0;
+	int before;
+
+	errno = 0;
+	before = getpriority(PRIO_PROCESS, (id_t)pid);
+	assert_int_equal(errno, 0);
+	assert_int_equal(other_threads(pid, &other), 1);
+	act_request_init(&req, ACT_KIND_NICE);
+	req.pid = pid;
+	req.nice.idle = true;
+
+	assert_int_equal(act_apply(&req, &res), 0);
+	snprintf(expect, sizeof(expect), "%d", before);
+	assert_string_equal(res.before, expect);
+	assert_string_equal(res.after, "idle");
+	assert_int_equal(res.nthreads, 2);
+	assert_int_equal(policy_of(pid), SCHED_IDLE);
+	assert_int_equal(policy_of(other), SCHED_IDLE);
+	snprintf(expect, sizeof(expect),
+		 "chrt -a -o -p 0 %d && renice -n %d -p $(ls /proc/%d/task)", (int)pid, before,
+		 (int)pid);
+	assert_string_equal(res.revert_cmd, expect);
+	assert_int_equal(act_verify(&req, &res), 0);
+
+	/* leaving SCHED_IDLE needs CAP_SYS_NICE unless RLIMIT_NICE allows the nice value */
+	if (geteuid() == 0) {
+		assert_int_equal(act_revert(&res), 0);
+		assert_int_equal(policy_of(pid), SCHED_OTHER);
+		assert_int_equal(policy_of(other), SCHED_OTHER);
+		errno = 0;
+		assert_int_equal(getpriority(PRIO_PROCESS, (id_t)other), before);
+
+		/* one thread moved back by someone else: no longer held, revert leaves it */
+		assert_int_equal(act_apply(&req, &res), 0);
+		{
+			struct sched_param sp = {0};
+
+			assert_int_equal(sched_setscheduler(other, SCHED_OTHER, &sp), 0);
+		}
+		assert_int_equal(act_verify(&req, &res), -ESTALE);
+		assert_int_equal(act_revert(&res), -ESTALE);
+		assert_string_equal(res.why,
+				    "1 of 2 threads hold another scheduling policy: changed by "
+				    "someone else since homeostat set it, left alone");
+		assert_int_equal(policy_of(pid), SCHED_IDLE);
+	}
+	reap(pid);
 }
 
 static void test_signal_child(void **state)
@@ -880,6 +947,7 @@ int main(void)
 	    cmocka_unit_test(test_revert_command),
 	    cmocka_unit_test(test_rlimit_self),
 	    cmocka_unit_test(test_nice_child),
+	    cmocka_unit_test(test_nice_idle_child),
 	    cmocka_unit_test(test_signal_child),
 	    cmocka_unit_test(test_restart),
 	    cmocka_unit_test(test_read),
