@@ -22,6 +22,7 @@ struct ctl_captures;
 struct fit;
 struct safe_changes;
 struct heal_engine;
+struct tune_engine;
 
 struct hs_opts {
 	char *policy; /* absolute paths once main() has resolved them */
@@ -48,6 +49,7 @@ struct hs_daemon {
 	struct ctl_captures *captures; /* on-demand profiles (ctl/captures.c); NULL until used */
 	struct safe_changes *changes;  /* every change's life: gate, memory, actuators */
 	struct heal_engine *heal;      /* the runbook engine (agent/remediate/engine.c) */
+	struct tune_engine *tune;      /* the tuning jobs (agent/tune/tuner.c) */
 	int epfd, timer_fd, signal_fd, lock_fd;
 	bool paused;
 	bool stopping;

@@ -35,6 +35,7 @@
 #include "remediate/runbook.h"
 #include "safety/changes.h"
 #include "safety/policy.h"
+#include "tune/tuner.h"
 
 #define DEFAULT_POLICY	 "/etc/homeostat/policy.yaml"
 #define DEFAULT_RUNBOOKS "/etc/homeostat/remediations"
@@ -334,6 +335,8 @@ static void protect_own_files(struct hs_daemon *d, struct safe_policy *p)
 			log_warn("cannot protect '%s', ignoring", own[i]);
 }
 
+static void tune_configure(struct hs_daemon *d);
+
 static void reload(struct hs_daemon *d)
 {
 	struct hs_errors errs = {0};
@@ -363,6 +366,7 @@ static void reload(struct hs_daemon *d)
 	heal_runbooks_free(d->runbooks);
 	d->policy = p;
 	d->runbooks = r;
+	tune_configure(d);
 	d->reloads++;
 	d->last_reload_ok = true;
 	log_info("configuration reloaded: mode %s, %zu runbooks", hs_mode_name(d), r->n);
@@ -383,6 +387,28 @@ static void heal_env_fill(struct hs_daemon *d, struct heal_env *env, uint64_t mo
 				 .mono_ms = mono_ms};
 }
 
+static void tune_env_fill(struct hs_daemon *d, struct tune_env *env, uint64_t mono_ms)
+{
+	*env = (struct tune_env){.policy = d->policy,
+				 .changes = d->changes,
+				 .mem = d->mem,
+				 .obs = d->obs,
+				 .snap = &d->snap,
+				 .fit = d->fit,
+				 .force_dry_run = d->opts.dry_run,
+				 .paused = d->paused,
+				 .now_ms = (int64_t)wall_ms(),
+				 .mono_ms = mono_ms};
+}
+
+static void tune_configure(struct hs_daemon *d)
+{
+	struct tune_env env;
+
+	tune_env_fill(d, &env, mono_us() / 1000);
+	tune_engine_configure(d->tune, &env);
+}
+
 static void heal_tick(struct hs_daemon *d, uint64_t now_ms)
 {
 	struct heal_env env;
@@ -391,12 +417,23 @@ static void heal_tick(struct hs_daemon *d, uint64_t now_ms)
 	heal_engine_tick(d->heal, &env);
 }
 
+static void tune_tick(struct hs_daemon *d, uint64_t now_ms)
+{
+	struct tune_env env;
+
+	tune_env_fill(d, &env, d->snap.at_ms ? d->snap.at_ms : now_ms);
+	tune_engine_tick(d->tune, &env);
+}
+
 /* Approved changes nobody waits for any more are denied, not applied behind anyone's back. */
 static void deny_orphans(struct hs_daemon *d)
 {
 	int64_t ids[64];
 	size_t n = heal_engine_waiting(d->heal, ids, ARRAY_SIZE(ids));
-	int r = safe_changes_deny_orphans(d->changes, ids, n);
+	int r;
+
+	n += tune_engine_waiting(d->tune, ids + n, ARRAY_SIZE(ids) - n);
+	r = safe_changes_deny_orphans(d->changes, ids, n);
 
 	if (r < 0)
 		log_warn_errno(r, "cannot check approved changes, ignoring");
@@ -428,6 +465,7 @@ static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 		d->last_expire_ms = now_ms;
 	}
 	heal_tick(d, now_ms);
+	tune_tick(d, now_ms);
 	ctl_captures_tick(d, now_ms);
 	ctl_server_expire(d->ctl, now_ms);
 	d->ticks++;
@@ -612,6 +650,12 @@ static void shutdown_daemon(struct hs_daemon *d)
 		heal_env_fill(d, &env, mono_us() / 1000);
 		heal_engine_close(d->heal, &env);
 	}
+	if (d->tune) {
+		struct tune_env env;
+
+		tune_env_fill(d, &env, mono_us() / 1000);
+		tune_engine_close(d->tune, &env);
+	}
 	if (d->changes) {
 		safe_changes_close(d->changes);
 		free(d->changes);
@@ -714,6 +758,8 @@ int main(int argc, char **argv)
 	if (!err) {
 		d.changes = malloc(sizeof(*d.changes));
 		err = d.changes ? heal_engine_open(&d.heal) : -ENOMEM;
+		if (!err)
+			err = tune_engine_open(&d.tune);
 		if (d.changes)
 			safe_changes_init(d.changes, d.mem);
 	}
@@ -727,6 +773,8 @@ int main(int argc, char **argv)
 		err = fit_open(&d.fit);
 	if (!err)
 		err = ctl_server_open(o->socket, d.epfd, ctl_commands_handle, &d, &d.ctl);
+	if (!err)
+		tune_configure(&d);
 	if (err) {
 		log_err("cannot start: %s", strerror(-err));
 		shutdown_daemon(&d);

@@ -172,24 +172,33 @@ static bool hist_empty(const struct obs_hist *h)
 	return true;
 }
 
+void fit_error_counts(const struct obs_target_snap *t, uint64_t *errors, uint64_t *events)
+{
+	uint64_t normal = 0, failed;
+
+	/* Only the top errnos are known by name: failures beyond them count as errors. */
+	for (int i = 0; i < t->n_errnos && i < OBS_TOP_ERRNOS; i++)
+		if (!fit_errno_is_error(t->top_errnos[i].err))
+			normal += t->top_errnos[i].count;
+	failed = t->sc_errors - (normal < t->sc_errors ? normal : t->sc_errors);
+	/* a connection dropped by a full listen queue is a request that failed */
+	*errors = failed + t->listen_overflows;
+	*events = t->sc_count + t->listen_overflows;
+}
+
 void fit_signal_values(const struct obs_target_snap *t, double v[FIT_SIG_COUNT])
 {
-	uint64_t normal = 0;
+	uint64_t errors, events;
 
 	v[FIT_SIG_SYSCALL_P99] =
 	    hist_empty(&t->sc_lat_window) ? NAN : obs_hist_quantile(&t->sc_lat_window, 0.99) / 1e6;
 	v[FIT_SIG_RUNQ_P99] =
 	    hist_empty(&t->rq_lat_window) ? NAN : obs_hist_quantile(&t->rq_lat_window, 0.99) / 1e6;
-	/* Only the top errnos are known by name: failures beyond them count as errors. */
-	for (int i = 0; i < t->n_errnos && i < OBS_TOP_ERRNOS; i++)
-		if (!fit_errno_is_error(t->top_errnos[i].err))
-			normal += t->top_errnos[i].count;
-	if (t->sc_count < FIT_MIN_CALLS)
+	fit_error_counts(t, &errors, &events);
+	if (events < FIT_MIN_CALLS && t->listen_overflows == 0)
 		v[FIT_SIG_ERRORS] = NAN;
 	else
-		v[FIT_SIG_ERRORS] =
-		    (double)(t->sc_errors - (normal < t->sc_errors ? normal : t->sc_errors)) /
-		    (double)t->sc_count;
+		v[FIT_SIG_ERRORS] = (double)errors / (double)events;
 	v[FIT_SIG_RATE] = t->sc_rate;
 	v[FIT_SIG_RSS] = t->rss_bytes ? (double)t->rss_bytes : NAN;
 }

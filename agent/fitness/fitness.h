@@ -14,8 +14,11 @@
  *               that CPU starvation shows even when the calls themselves are fast.
  *   errors      the error ratio of the tick: failed syscalls that count as errors (see
  *               fit_errno_is_error(): EAGAIN, EINTR, ENOENT, ETIMEDOUT... are how programs
- *               work, not failures) over all syscalls. With fewer than FIT_MIN_CALLS calls
- *               in the tick it has no score (one failure among three calls says nothing).
+ *               work, not failures) and connections dropped by a full listen queue (each a
+ *               client's failed request: TcpExt ListenOverflows of the target's namespaces),
+ *               over all syscalls and drops. With fewer than FIT_MIN_CALLS of them in the
+ *               tick and no drop it has no score (one failure among three calls says
+ *               nothing).
  *   throughput  syscalls per second in the tick.
  *   cost        RSS of the target's processes, in bytes (the host: memory in use).
  *
@@ -145,6 +148,9 @@ double fit_normalize_lower(double x, double ref);
 double fit_normalize_higher(double x, double ref);
 /* Does a syscall failing with err (positive) count as an error? See the table in fitness.c. */
 bool fit_errno_is_error(int err);
+/* The failures of t's tick that count as errors (syscalls failing with a counted errno, and
+ * listen-queue drops) and the events they are a fraction of (syscalls and drops). */
+void fit_error_counts(const struct obs_target_snap *t, uint64_t *errors, uint64_t *events);
 /* The signal values of t (NAN where it has no data). */
 void fit_signal_values(const struct obs_target_snap *t, double v[FIT_SIG_COUNT]);
 /* Scores values v against slo (NULL: none) or the baselines, with weights w (NULL: the

@@ -17,6 +17,7 @@
 
 #include "lib/util.h"
 #include "remediate/internal.h"
+#include "safety/changes.h"
 
 int heal_say(char *why, size_t size, int err, const char *fmt, ...)
 {
@@ -242,38 +243,9 @@ int heal_step_request(const struct heal_step *s, const struct heal_subject_pick 
 	case HEAL_ACT_SIGNAL:
 		req->signal.signo = heal_signal_number(s->params.signal.signal);
 		return 0;
-	case HEAL_ACT_RESTART: {
-		int64_t timeout = s->params.restart.grace_ms + 10000;
-
-		/* The target's own command first; else its unit, where systemd is the service
-		 * manager (sd_booted(): /run/systemd/system exists). */
-		if (t && t->restart) {
-			if (snprintf(req->restart.command, sizeof(req->restart.command), "%s",
-				     t->restart) >= (int)sizeof(req->restart.command))
-				return heal_say(why, whysize, -ENAMETOOLONG,
-						"restart command too long");
-		} else if (t && t->unit && exists("/run/systemd/system")) {
-			if (strspn(t->unit, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					    "0123456789:_.@-") != strlen(t->unit))
-				return heal_say(why, whysize, -EINVAL,
-						"unit name '%s' is not plain", t->unit);
-			if (snprintf(req->restart.command, sizeof(req->restart.command),
-				     "systemctl restart -- '%s'",
-				     t->unit) >= (int)sizeof(req->restart.command))
-				return heal_say(why, whysize, -ENAMETOOLONG, "unit name too long");
-		} else {
-			return heal_say(
-			    why, whysize, -ENOENT,
-			    "target '%s' declares no restart command in the policy "
-			    "(targets[].restart)%s",
-			    t ? t->name : "other",
-			    t && t->unit ? ", and systemd does not run here for its unit" : "");
-		}
-		req->restart.timeout_ms =
-		    (unsigned)(timeout > ACT_RESTART_TIMEOUT_MAX_MS ? ACT_RESTART_TIMEOUT_MAX_MS
-								    : timeout);
-		return 0;
-	}
+	case HEAL_ACT_RESTART:
+		return safe_restart_request(t, s->params.restart.grace_ms + 10000, req, why,
+					    whysize);
 	default:
 		return heal_say(why, whysize, -EINVAL, "unknown action");
 	}

@@ -586,6 +586,7 @@ static void act_step(struct ctx *c)
 			pol = &dry;
 		}
 		safe_changes_refresh_counts(c->env->changes);
+		safe_gate_use_policy(&c->env->changes->gate, c->env->policy);
 		safe_gate_check(pol, &c->env->changes->gate, &ci.p, &pre);
 		if (pre.decision == SAFE_DENY && transient(pre.rule)) {
 			if (!in->said_wait)

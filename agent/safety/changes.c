@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "memory/memory.h"
@@ -101,6 +102,55 @@ static int read_values(const struct act_request *q, char *before, char *want, ch
 	if (r)
 		return say(why, whysize, r, "cannot read the value before");
 	return act_want(q, before, want, ACT_VALUE_MAX, why, whysize);
+}
+
+int safe_restart_request(const struct safe_target *t, int64_t timeout_ms, struct act_request *req,
+			 char *why, size_t whysize)
+{
+	act_request_init(req, ACT_KIND_RESTART);
+	/* The target's own command first; else its unit, where systemd is the service manager
+	 * (sd_booted(): /run/systemd/system exists). */
+	if (t && t->restart) {
+		if (snprintf(req->restart.command, sizeof(req->restart.command), "%s",
+			     t->restart) >= (int)sizeof(req->restart.command))
+			return say(why, whysize, -ENAMETOOLONG, "restart command too long");
+	} else if (t && t->unit && access("/run/systemd/system", F_OK) == 0) {
+		if (strspn(t->unit, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789:_.@-") != strlen(t->unit))
+			return say(why, whysize, -EINVAL, "unit name '%s' is not plain", t->unit);
+		if (snprintf(req->restart.command, sizeof(req->restart.command),
+			     "systemctl restart -- '%s'",
+			     t->unit) >= (int)sizeof(req->restart.command))
+			return say(why, whysize, -ENAMETOOLONG, "unit name too long");
+	} else {
+		return say(why, whysize, -ENOENT,
+			   "target '%s' declares no restart command in the policy "
+			   "(targets[].restart)%s",
+			   t ? t->name : "other",
+			   t && t->unit ? ", and systemd does not run here for its unit" : "");
+	}
+	req->restart.timeout_ms =
+	    (unsigned)(timeout_ms > ACT_RESTART_TIMEOUT_MAX_MS ? ACT_RESTART_TIMEOUT_MAX_MS
+							       : timeout_ms);
+	return 0;
+}
+
+int safe_changes_should_attempt(struct safe_changes *sc, const char *target,
+				const struct act_request *req, char *why, size_t whysize)
+{
+	char before[ACT_VALUE_MAX], want[ACT_VALUE_MAX], knob[ACT_NAME_MAX + ACT_PATH_MAX];
+	char value[ACT_VALUE_MAX];
+	struct mem_candidate cand = {.kind = (enum mem_kind)req->kind, .target = target};
+	int r;
+
+	r = read_values(req, before, want, why, whysize);
+	if (r)
+		return r;
+	change_knob(req, knob, sizeof(knob));
+	candidate_value(req, want, value, sizeof(value));
+	cand.knob = knob;
+	cand.value = value;
+	return mem_should_attempt(sc->mem, &cand, why, whysize);
 }
 
 static struct safe_live *live_add(struct safe_changes *sc)
@@ -243,6 +293,7 @@ int safe_changes_propose(struct safe_changes *sc, const struct safe_policy *poli
 	r = read_values(&p.req, out->before, want, out->why, sizeof(out->why));
 	p.before = out->before[0] ? out->before : NULL;
 	safe_changes_refresh_counts(sc);
+	safe_gate_use_policy(&sc->gate, policy);
 	safe_gate_check(pol, &sc->gate, &p, &out->d);
 	if (r && out->d.decision != SAFE_DENY) {
 		out->d.decision = SAFE_DENY;
@@ -355,6 +406,7 @@ int safe_changes_apply_approved(struct safe_changes *sc, const struct safe_polic
 	again.p.approved = true;
 	again.p.now_ms = now_wall_ms();
 	safe_changes_refresh_counts(sc);
+	safe_gate_use_policy(&sc->gate, policy);
 	safe_gate_check(policy, &sc->gate, &again.p, &out->d);
 	out->change_id = id;
 	if (out->d.decision != SAFE_ALLOW) {

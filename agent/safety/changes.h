@@ -111,6 +111,15 @@ int safe_changes_deny_orphans(struct safe_changes *sc, const int64_t *keep, size
 /* Feeds memory's counts (changes in the last hour, active ones) to the gate's budgets, so
  * that they survive a restart; done before every gate check, never on an idle tick. */
 void safe_changes_refresh_counts(struct safe_changes *sc);
+/* The request that restarts target t: its policy restart command, else its systemd unit
+ * where systemd runs; timeout_ms for the command (capped). 0, or -errno with why (-ENOENT: no
+ * way to restart it). */
+int safe_restart_request(const struct safe_target *t, int64_t timeout_ms, struct act_request *req,
+			 char *why, size_t whysize);
+/* Would memory let req (on target) be tried: 1 go, 0 no (a change like it failed before;
+ * why names it), or -errno (the value could not be read; why says so). */
+int safe_changes_should_attempt(struct safe_changes *sc, const char *target,
+				const struct act_request *req, char *why, size_t whysize);
 /* The live change id, or NULL. */
 struct safe_live *safe_changes_live(struct safe_changes *sc, int64_t id);
 /* Forgets live change id without touching the host (its process exited: the change went

@@ -646,6 +646,17 @@ void safe_gate_init(struct safe_state *state, const struct safe_gate_limits *lim
 	state->limits = limits ? *limits : default_limits;
 }
 
+void safe_gate_use_policy(struct safe_state *state, const struct safe_policy *policy)
+{
+	if (!state || !policy)
+		return;
+	state->limits.cooldown_ms = policy->budgets.cooldown_ms;
+	if (policy->budgets.flapping.changes > 0) {
+		state->limits.flap_changes = (int)policy->budgets.flapping.changes;
+		state->limits.flap_window_ms = policy->budgets.flapping.within_ms;
+	}
+}
+
 static void change_add(struct safe_state *st, const char *target, int64_t now, bool budget)
 {
 	struct safe_change *c;

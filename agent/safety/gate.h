@@ -174,6 +174,9 @@ struct safe_state {
 
 /* Zeroes state and sets limits (NULL: the defaults). */
 void safe_gate_init(struct safe_state *state, const struct safe_gate_limits *limits);
+/* Takes the limits the policy sets (budgets.cooldown, budgets.flapping) into state; called
+ * before each check, so that a reload applies at once. */
+void safe_gate_use_policy(struct safe_state *state, const struct safe_policy *policy);
 
 /* Decides on p. Returns 0 with the decision in *out (SAFE_DENY is a decision, not an
  * error); -EINVAL when an argument is NULL (out, when given, then says SAFE_DENY with the

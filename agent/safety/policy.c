@@ -242,6 +242,30 @@ static const struct sch_struct blast_schema = {
     .nfields = ARRAY_SIZE(blast_fields),
 };
 
+static const struct sch_field flapping_fields[] = {
+    {.name = "changes",
+     .type = SCH_INT,
+     .offset = offsetof(struct safe_flapping, changes),
+     .def = "3",
+     .min = 1,
+     .max = 1000,
+     .doc = "this many changes to one target ..."},
+    {.name = "within",
+     .type = SCH_DURATION,
+     .offset = offsetof(struct safe_flapping, within_ms),
+     .def = "2m",
+     .min = 1000,
+     .max = MS_DAY,
+     .doc = "... within this long are flapping: the next change to it is denied"},
+};
+
+static const struct sch_struct flapping_schema = {
+    .name = "flapping",
+    .size = sizeof(struct safe_flapping),
+    .fields = flapping_fields,
+    .nfields = ARRAY_SIZE(flapping_fields),
+};
+
 static const struct sch_field budgets_fields[] = {
     {.name = "changes_per_hour",
      .type = SCH_INT,
@@ -262,6 +286,19 @@ static const struct sch_field budgets_fields[] = {
      .offset = offsetof(struct safe_budgets, blast_radius),
      .sub = &blast_schema,
      .doc = "how much one change may touch"},
+    {.name = "cooldown",
+     .type = SCH_DURATION,
+     .offset = offsetof(struct safe_budgets, cooldown_ms),
+     .def = "5m",
+     .min = 0,
+     .max = MS_DAY,
+     .doc = "wait after a change by one runbook or tuning job on one target before its "
+	    "next; doubled after each failure in a row, at most 1h"},
+    {.name = "flapping",
+     .type = SCH_STRUCT,
+     .offset = offsetof(struct safe_budgets, flapping),
+     .sub = &flapping_schema,
+     .doc = "changes to one target too close together are refused"},
 };
 
 static const struct sch_struct budgets_schema = {

@@ -47,10 +47,17 @@ struct safe_blast_radius {
 	int64_t targets;   /* targets one change may touch */
 };
 
+struct safe_flapping {
+	int64_t changes;   /* this many changes to one target ... */
+	int64_t within_ms; /* ... within this long are flapping: the next is denied */
+};
+
 struct safe_budgets {
 	int64_t changes_per_hour;
 	int64_t concurrent_changes;
 	struct safe_blast_radius blast_radius;
+	int64_t cooldown_ms; /* after a change of a (source, target) pair, x2 per failure */
+	struct safe_flapping flapping;
 };
 
 struct safe_sysctl_range {
