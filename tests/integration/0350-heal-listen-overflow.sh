@@ -57,7 +57,7 @@ check "somaxconn 4096 with a restart waits for approval" \
 	"sysctl net.core.somaxconn 4096 PENDING_APPROVAL"
 id=$(t_q "SELECT id FROM changes WHERE kind = 'sysctl'")
 check "clients wait for retransmitted SYNs meanwhile" t_wait_for 10 \
-	bash -c "awk '\$10 > 0 { slow++ } END { exit !(slow >= 2) }' '$T_DIR/client.log'"
+	bash -c "awk '\$9 > 0 { slow++ } END { exit !(slow >= 2) }' '$T_DIR/client.log'"
 check "nothing changed before the approval" [ "$(ns_somaxconn)" = 8 ] && [ "$(cat "$T_DIR/lserver.pid")" = "$first" ]
 
 "$HSC" --socket "$T_SOCK" approve "$id"
@@ -69,7 +69,7 @@ check "both halves are kept after verify" \
 	t_wait_for 40 t_q_is "SELECT group_concat(kind || ':' || state, ' ') FROM changes" "sysctl:KEPT restart:KEPT"
 check "the episode is RESOLVED" t_wait_for 5 t_q_is "SELECT state FROM episodes" RESOLVED
 check "clients connect at once again (no slow connection in the last 3 bursts)" \
-	bash -c "tail -n 3 '$T_DIR/client.log' | awk '{ slow += \$10 } END { exit !(NR == 3 && slow == 0) }'"
+	bash -c "tail -n 3 '$T_DIR/client.log' | awk '{ slow += \$9 } END { exit !(NR == 3 && slow == 0) }'"
 tail -n 4 "$T_DIR/client.log"
 "$HSC" --socket "$T_SOCK" history | sed -n '/^history:/,/^episodes:/p'
 check "the sysctl change names the namespace's revert" \
