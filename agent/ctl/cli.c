@@ -49,6 +49,7 @@ static const struct cli_cmd {
 } cli_cmds[] = {
     {"status", "", "state of the daemon, pending approvals, recent changes"},
     {"history", "[--limit N]", "past changes and their outcomes, newest first"},
+    {"explain", "ID", "why change ID was made, how it was judged, how to revert it"},
     {"approve", "ID", "approve the pending change ID"},
     {"reject", "ID", "reject the pending change ID"},
     {"rollback", "ID", "roll back the change ID"},

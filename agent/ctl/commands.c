@@ -9,6 +9,8 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "ctl/captures.h"
@@ -420,6 +422,265 @@ static int cmd_history(struct hs_daemon *d, const struct ctl_request *req, struc
 	return r->err;
 }
 
+/* explain: one change in full, as a "change" table of field-value rows and a "metrics" table
+ * with the judge's statistics for each metric it weighed. */
+
+static void explain_field(struct ctl_response *r, const char *field, const char *value)
+{
+	ctl_resp_row(r);
+	ctl_resp_cell_str(r, field);
+	ctl_resp_cell_str(r, value);
+}
+
+HS_PRINTF(3, 4)
+static void explain_fieldf(struct ctl_response *r, const char *field, const char *fmt, ...)
+{
+	_cleanup_free_ char *s = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		s = NULL;
+		if (!r->err)
+			r->err = -ENOMEM;
+		return;
+	}
+	explain_field(r, field, s);
+}
+
+/* A number as %.4g, or "-" when unknown (NAN). */
+static const char *num_text(double v, char *buf, size_t size)
+{
+	if (isnan(v))
+		return "-";
+	snprintf(buf, size, "%.4g", v);
+	return buf;
+}
+
+/* A count, or "?" when unknown (-1). */
+static const char *count_text(int64_t v, char *buf, size_t size)
+{
+	if (v < 0)
+		return "?";
+	snprintf(buf, size, "%" PRId64, v);
+	return buf;
+}
+
+/* Milliseconds as seconds, or "?" when unknown (-1). */
+static const char *secs_text(int64_t ms, char *buf, size_t size)
+{
+	if (ms < 0)
+		return "?";
+	snprintf(buf, size, "%.1f", ms / 1000.0);
+	return buf;
+}
+
+static void explain_episode(struct hs_daemon *d, struct ctl_response *r, int64_t id)
+{
+	_cleanup_free_ struct mem_episode *e = NULL;
+
+	if (mem_episode_get(d->mem, id, &e) < 0) {
+		explain_fieldf(r, "episode", "%" PRId64, id);
+		return;
+	}
+	explain_fieldf(r, "episode", "%" PRId64 ": %s on %s, %s", id, e->runbook, e->target,
+		       mem_episode_state_name(e->state) ?: "?");
+}
+
+/* What the canary said (mode, samples, time, its reason, a breach), or the raw stats when
+ * something else judged the change (a runbook's verify). */
+static int explain_stats(struct hs_daemon *d, struct ctl_response *r, int64_t id,
+			 const struct mem_outcome *o)
+{
+	_cleanup_free_ struct mem_outcome_summary *s = NULL;
+	char a[32], b[32], c[32], e[32];
+	int err = mem_outcome_summary(d->mem, id, &s);
+
+	if (err < 0)
+		return err;
+	if (!*s->mode) {
+		if (*o->stats_json && !streq(o->stats_json, "{}"))
+			explain_field(r, "stats", o->stats_json);
+		return 0;
+	}
+	explain_fieldf(
+	    r, "canary", "%s, %s: %s canary and %s baseline samples in %s s (planned %s s)%s",
+	    s->mode, *s->outcome ? s->outcome : "?", count_text(s->samples_canary, a, sizeof(a)),
+	    count_text(s->samples_baseline, b, sizeof(b)), secs_text(s->elapsed_ms, c, sizeof(c)),
+	    secs_text(s->duration_ms, e, sizeof(e)),
+	    s->truncated ? ", ended at the sample cap" : "");
+	if (*s->reason)
+		explain_field(r, "judged", s->reason);
+	if (s->breach)
+		explain_fieldf(r, "breach", "%s: canary %s, baseline %s, limit %s",
+			       *s->breach_metric ? s->breach_metric : "?",
+			       num_text(s->breach_canary, a, sizeof(a)),
+			       num_text(s->breach_baseline, b, sizeof(b)),
+			       num_text(s->breach_limit, c, sizeof(c)));
+	return 0;
+}
+
+/* The command that reverts it, and whether `homeostat rollback` can do it now. */
+static void explain_revert(struct ctl_response *r, const struct mem_change *c)
+{
+	const struct act_desc *ad = act_desc((enum act_kind)c->kind);
+	bool revertible = ad && ad->revertible;
+
+	if (*c->revert)
+		explain_field(r, "revert", c->revert);
+	else if (!revertible && ad && ad->not_revertible)
+		explain_fieldf(r, "revert", "not revertible: %s", ad->not_revertible);
+	else
+		explain_field(r, "revert", "not revertible");
+	switch (c->state) {
+	case MEM_STATE_APPLIED:
+	case MEM_STATE_KEPT:
+		if (revertible)
+			explain_fieldf(r, "rollback", "homeostat rollback %" PRId64, c->id);
+		else
+			explain_field(r, "rollback", "not possible: the kind cannot be reverted");
+		break;
+	case MEM_STATE_INTENT:
+		explain_field(r, "rollback", "not yet: the change is being applied");
+		break;
+	case MEM_STATE_ROLLED_BACK:
+		explain_field(r, "rollback", "done already: the change was rolled back");
+		break;
+	case MEM_STATE_FAILED:
+		explain_field(r, "rollback",
+			      "not by homeostat (FAILED): if the host still holds "
+			      "the change, use the revert command");
+		break;
+	case MEM_STATE_PENDING_APPROVAL:
+		explain_fieldf(r, "rollback",
+			       "nothing to undo: not applied (homeostat reject %" PRId64
+			       " refuses it)",
+			       c->id);
+		break;
+	default:
+		explain_field(r, "rollback", "nothing to undo: never applied");
+	}
+}
+
+static int explain_change(struct hs_daemon *d, struct ctl_response *r, const struct mem_change *c,
+			  const struct mem_outcome *o)
+{
+	static const char *const cols[] = {"field", "value"};
+	static const enum ctl_col_type types[] = {CTL_COL_STRING, CTL_COL_STRING};
+	char when[32];
+	int err = 0;
+
+	ctl_resp_table(r, "change", ARRAY_SIZE(cols), cols, types);
+	explain_fieldf(r, "id", "%" PRId64, c->id);
+	iso_time(c->created_at, when, sizeof(when));
+	explain_field(r, "time", when);
+	explain_field(r, "source", c->source);
+	explain_field(r, "target", c->target);
+	explain_field(r, "kind", mem_kind_name(c->kind));
+	explain_field(r, "knob", c->knob);
+	explain_field(r, "before", c->before);
+	explain_field(r, "after", c->after);
+	explain_field(r, "state", mem_state_name(c->state));
+	explain_field(r, "why", c->why);
+	if (c->episode_id)
+		explain_episode(d, r, c->episode_id);
+	if (!o) {
+		explain_field(r, "verdict", "none yet");
+	} else {
+		iso_time(o->at, when, sizeof(when));
+		explain_field(r, "concluded", when);
+		explain_field(r, "verdict", mem_verdict_name(o->verdict));
+		explain_field(r, "result", mem_result_name(o->result));
+		if (*o->failure_reason)
+			explain_field(r, "outcome", o->failure_reason);
+		if (!isnan(o->fitness_before) || !isnan(o->fitness_after)) {
+			char a[32], b[32];
+
+			explain_fieldf(r, "fitness", "%s -> %s",
+				       num_text(o->fitness_before, a, sizeof(a)),
+				       num_text(o->fitness_after, b, sizeof(b)));
+		}
+		err = explain_stats(d, r, c->id, o);
+	}
+	explain_revert(r, c);
+	return err;
+}
+
+static int explain_metric_row(const struct mem_metric_row *m, void *ud)
+{
+	struct ctl_response *r = ud;
+	char buf[8][32];
+
+	ctl_resp_row(r);
+	ctl_resp_cell_str(r, m->metric);
+	ctl_resp_cell_str(r, m->test);
+	if (m->n_canary >= 0)
+		ctl_resp_cell_int(r, m->n_canary);
+	else
+		ctl_resp_cell_null(r);
+	if (m->n_baseline >= 0)
+		ctl_resp_cell_int(r, m->n_baseline);
+	else
+		ctl_resp_cell_null(r);
+	ctl_resp_cell_str(r, num_text(m->statistic, buf[0], sizeof(buf[0])));
+	ctl_resp_cell_str(r, num_text(m->p, buf[1], sizeof(buf[1])));
+	ctl_resp_cell_str(r, num_text(m->shift, buf[2], sizeof(buf[2])));
+	if (isnan(m->ci_low) && isnan(m->ci_high))
+		ctl_resp_cell_str(r, "-");
+	else
+		ctl_resp_cell_strf(r, "[%s, %s]", num_text(m->ci_low, buf[3], sizeof(buf[3])),
+				   num_text(m->ci_high, buf[4], sizeof(buf[4])));
+	ctl_resp_cell_str(r, num_text(m->effect, buf[5], sizeof(buf[5])));
+	ctl_resp_cell_str(r, num_text(m->canary, buf[6], sizeof(buf[6])));
+	ctl_resp_cell_str(r, num_text(m->baseline, buf[7], sizeof(buf[7])));
+	ctl_resp_cell_str(r, m->verdict);
+	ctl_resp_cell_str(r, m->reason);
+	return r->err;
+}
+
+static int cmd_explain(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r)
+{
+	static const char *const cols[] = {
+	    "metric", "test",	"n_canary", "n_baseline", "statistic", "p",	"shift",
+	    "ci",     "effect", "canary",   "baseline",	  "verdict",   "reason"};
+	static const enum ctl_col_type types[] = {
+	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_INT,    CTL_COL_INT,    CTL_COL_STRING,
+	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
+	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING};
+	_cleanup_(mem_change_freep) struct mem_change *c = NULL;
+	_cleanup_free_ struct mem_outcome *o = NULL;
+	int64_t id = (int64_t)req->id;
+	int err, n;
+
+	_Static_assert(ARRAY_SIZE(cols) == ARRAY_SIZE(types), "columns and types");
+	err = req->id > INT64_MAX ? -ENOENT : mem_change_get(d->mem, id, &c);
+	if (err == -ENOENT)
+		return ctl_resp_error(r, err, "change %" PRIu64 " not found", req->id);
+	if (err < 0)
+		return ctl_resp_error(r, err, "cannot read change %" PRIu64 ": %s", req->id,
+				      mem_last_error(d->mem));
+	err = mem_outcome_latest(d->mem, id, &o);
+	if (err < 0 && err != -ENOENT)
+		return ctl_resp_error(r, err, "cannot read the outcome of change %" PRIu64 ": %s",
+				      req->id, mem_last_error(d->mem));
+	ctl_resp_message(r, "change %" PRId64 ": %s %s of %s, '%s' -> '%s', %s", c->id,
+			 mem_kind_name(c->kind), c->knob, c->target, c->before, c->after,
+			 mem_state_name(c->state));
+	err = explain_change(d, r, c, o);
+	if (err < 0 && !r->err)
+		return ctl_resp_error(r, err, "cannot read the outcome of change %" PRIu64 ": %s",
+				      req->id, mem_last_error(d->mem));
+	ctl_resp_table(r, "metrics", ARRAY_SIZE(cols), cols, types);
+	n = mem_outcome_metrics(d->mem, id, explain_metric_row, r);
+	if (n < 0 && !r->err)
+		return ctl_resp_error(r, n, "cannot read the metrics of change %" PRIu64 ": %s",
+				      req->id, mem_last_error(d->mem));
+	return r->err;
+}
+
 static int decide(struct hs_daemon *d, const struct ctl_request *req, struct ctl_response *r,
 		  bool approve)
 {
@@ -522,6 +783,7 @@ static int (*const handlers[])(struct hs_daemon *, const struct ctl_request *,
     [CTL_REQ_APPROVE] = cmd_approve,   [CTL_REQ_REJECT] = cmd_reject,
     [CTL_REQ_ROLLBACK] = cmd_rollback, [CTL_REQ_PAUSE] = cmd_pause,
     [CTL_REQ_RESUME] = cmd_resume,     [CTL_REQ_PROFILE] = cmd_profile,
+    [CTL_REQ_EXPLAIN] = cmd_explain,
 };
 
 int ctl_commands_handle(void *ud, const struct ctl_request *req, struct ctl_response *resp)

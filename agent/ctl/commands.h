@@ -1,4 +1,4 @@
-/* commands.h - the daemon's side of every control request: status, history, approve,
+/* commands.h - the daemon's side of every control request: status, history, explain, approve,
  * reject, rollback, pause, resume, profile. */
 #ifndef HS_CTL_COMMANDS_H
 #define HS_CTL_COMMANDS_H

@@ -43,6 +43,11 @@ const struct ctl_req_desc ctl_req_descs[] = {
      .arg = CTL_ARG_PROFILE,
      .payload_min = CTL_PROFILE_PAYLOAD_MIN,
      .payload_max = CTL_PROFILE_PAYLOAD_MAX},
+    {.type = CTL_REQ_EXPLAIN,
+     .name = "explain",
+     .arg = CTL_ARG_ID,
+     .payload_min = 8,
+     .payload_max = 8},
 };
 const size_t ctl_req_ndescs = ARRAY_SIZE(ctl_req_descs);
 

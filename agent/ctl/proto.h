@@ -74,6 +74,7 @@ enum ctl_req_type {
 	CTL_REQ_PAUSE = 6,
 	CTL_REQ_RESUME = 7,
 	CTL_REQ_PROFILE = 8, /* target, seconds, kind, func, pid: answered when the window ends */
+	CTL_REQ_EXPLAIN = 9, /* id */
 };
 
 enum ctl_profile_kind {
@@ -100,7 +101,7 @@ struct ctl_req_desc {
 struct ctl_request {
 	uint16_t type;	/* enum ctl_req_type */
 	uint32_t limit; /* HISTORY: rows wanted, 0 for the daemon's default */
-	uint64_t id;	/* APPROVE, REJECT, ROLLBACK: the change id, > 0 */
+	uint64_t id;	/* APPROVE, REJECT, ROLLBACK, EXPLAIN: the change id, > 0 */
 	/* PROFILE */
 	char target[CTL_TARGET_MAX + 1]; /* NUL-terminated */
 	uint32_t seconds;		 /* 1..CTL_PROFILE_SECONDS_MAX */

@@ -10,6 +10,9 @@
  * and the write), and writes its audit row in that transaction. Walks read every row into
  * memory before calling back, so callbacks may write to the database. The episode and the
  * actuator's request (act, opaque text) are stored with the change and read back as given.
+ * An outcome's stats are stored as the judge wrote them; what `homeostat explain` shows of
+ * them (its metrics, the canary's summary) is read with sqlite's JSON functions, and stats of
+ * another shape read as having none.
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -562,6 +565,211 @@ int mem_outcome_latest(struct mem *m, int64_t change_id, struct mem_outcome **ou
 	*out = mem_outcome_from_row(st, 0);
 	if (!*out)
 		return mem_error(m, -ENOMEM, "cannot copy outcome of %" PRId64, change_id);
+	return 0;
+}
+
+/* Outcome statistics, read from the stats JSON by sqlite (json_each, json_extract). */
+
+/* A JSON number, else NAN (absent, null, text, object). */
+static double col_number(sqlite3_stmt *st, int col)
+{
+	int t = sqlite3_column_type(st, col);
+
+	return t == SQLITE_INTEGER || t == SQLITE_FLOAT ? sqlite3_column_double(st, col) : NAN;
+}
+
+/* A JSON count (a non-negative integer), else -1. */
+static int64_t col_count(sqlite3_stmt *st, int col)
+{
+	double d;
+
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_INTEGER:
+		return sqlite3_column_int64(st, col) >= 0 ? sqlite3_column_int64(st, col) : -1;
+	case SQLITE_FLOAT:
+		d = sqlite3_column_double(st, col);
+		return d >= 0 && d < 9e18 ? (int64_t)d : -1;
+	default:
+		return -1;
+	}
+}
+
+/* Copies the text of the columns cols[] of st behind a struct of size base (one allocation),
+ * and points the fields at offs[] to the copies. NULL if out of memory. */
+static void *copy_with_strings(sqlite3_stmt *st, size_t base, const int *cols, const size_t *offs,
+			       size_t n)
+{
+	size_t total = base;
+	char *obj, *p;
+
+	for (size_t i = 0; i < n; i++)
+		total += strlen(col_text(st, cols[i])) + 1;
+	obj = calloc(1, total);
+	if (!obj)
+		return NULL;
+	p = obj + base;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(col_text(st, cols[i])) + 1;
+
+		memcpy(p, col_text(st, cols[i]), len);
+		*(const char **)(obj + offs[i]) = p;
+		p += len;
+	}
+	return obj;
+}
+
+/* One row per object of the newest outcome's "metrics" array. The array is [] when the stats
+ * are not valid JSON or have none: a CASE, so that no JSON function sees invalid JSON. */
+static const char metrics_sql[] =
+    "SELECT json_extract(e.value, '$.metric'), json_extract(e.value, '$.unit'),"
+    " json_extract(e.value, '$.test'), json_extract(e.value, '$.n_canary'),"
+    " json_extract(e.value, '$.n_baseline'), json_extract(e.value, '$.statistic'),"
+    " json_extract(e.value, '$.p'), json_extract(e.value, '$.shift'),"
+    " json_extract(e.value, '$.ci[0]'), json_extract(e.value, '$.ci[1]'),"
+    " json_extract(e.value, '$.effect'), json_extract(e.value, '$.rel_shift'),"
+    " coalesce(json_extract(e.value, '$.canary_median'),"
+    "  json_extract(e.value, '$.canary_rate')),"
+    " coalesce(json_extract(e.value, '$.baseline_median'),"
+    "  json_extract(e.value, '$.baseline_rate')),"
+    " json_extract(e.value, '$.verdict'), json_extract(e.value, '$.reason')"
+    " FROM (SELECT CASE WHEN NOT json_valid(stats) THEN '[]'"
+    "  WHEN json_type(stats, '$.metrics') = 'array' THEN json_extract(stats, '$.metrics')"
+    "  ELSE '[]' END AS metrics"
+    "  FROM outcomes WHERE change_id = ?1 ORDER BY id DESC LIMIT 1) o,"
+    " json_each(o.metrics) e WHERE e.type = 'object' ORDER BY e.key";
+
+static struct mem_metric_row *metric_from_row(sqlite3_stmt *st)
+{
+	static const int cols[] = {0, 1, 2, 14, 15};
+	static const size_t offs[] = {
+	    offsetof(struct mem_metric_row, metric), offsetof(struct mem_metric_row, unit),
+	    offsetof(struct mem_metric_row, test),   offsetof(struct mem_metric_row, verdict),
+	    offsetof(struct mem_metric_row, reason),
+	};
+	struct mem_metric_row *r;
+
+	_Static_assert(ARRAY_SIZE(cols) == ARRAY_SIZE(offs), "columns and fields");
+	r = copy_with_strings(st, sizeof(*r), cols, offs, ARRAY_SIZE(cols));
+	if (!r)
+		return NULL;
+	r->n_canary = col_count(st, 3);
+	r->n_baseline = col_count(st, 4);
+	r->statistic = col_number(st, 5);
+	r->p = col_number(st, 6);
+	r->shift = col_number(st, 7);
+	r->ci_low = col_number(st, 8);
+	r->ci_high = col_number(st, 9);
+	r->effect = col_number(st, 10);
+	r->rel_shift = col_number(st, 11);
+	r->canary = col_number(st, 12);
+	r->baseline = col_number(st, 13);
+	return r;
+}
+
+int mem_outcome_metrics(struct mem *m, int64_t change_id,
+			int (*cb)(const struct mem_metric_row *row, void *ud), void *ud)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	struct mem_metric_row **rows = NULL, **v;
+	size_t n = 0, cap = 0;
+	int rc, r = 0;
+
+	if (!m || !cb)
+		return -EINVAL;
+	st = mem_stmt(m, metrics_sql);
+	if (!st)
+		return mem_stmt_error(m);
+	sqlite3_bind_int64(st, 1, change_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 8;
+			v = reallocarray(rows, cap, sizeof(*rows));
+			if (!v) {
+				r = mem_error(m, -ENOMEM, "cannot grow metric list");
+				goto out;
+			}
+			rows = v;
+		}
+		rows[n] = metric_from_row(st);
+		if (!rows[n]) {
+			r = mem_error(m, -ENOMEM, "cannot copy a metric of change %" PRId64,
+				      change_id);
+			goto out;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = mem_sql_error(m, rc, "cannot read the metrics of an outcome");
+		goto out;
+	}
+	sqlite3_reset(st);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		int k = cb(rows[i], ud);
+
+		if (k < 0)
+			r = k;
+	}
+	if (r == 0)
+		r = (int)n;
+out:
+	for (size_t i = 0; i < n; i++)
+		free(rows[i]);
+	free(rows);
+	return r;
+}
+
+int mem_outcome_summary(struct mem *m, int64_t change_id, struct mem_outcome_summary **out)
+{
+	static const char sql[] =
+	    "SELECT json_extract(s, '$.mode'), json_extract(s, '$.outcome'),"
+	    " json_extract(s, '$.verdict'), json_extract(s, '$.reason'),"
+	    " json_extract(s, '$.breach.metric'), json_extract(s, '$.duration_ms'),"
+	    " json_extract(s, '$.elapsed_ms'), json_extract(s, '$.samples.canary'),"
+	    " json_extract(s, '$.samples.baseline'), json_extract(s, '$.truncated') IS 1,"
+	    " json_type(s, '$.breach') IS 'object', json_extract(s, '$.breach.canary'),"
+	    " json_extract(s, '$.breach.baseline'), json_extract(s, '$.breach.limit')"
+	    " FROM (SELECT CASE WHEN json_valid(stats) THEN stats ELSE '{}' END AS s"
+	    "  FROM outcomes WHERE change_id = ?1 ORDER BY id DESC LIMIT 1)";
+	static const int cols[] = {0, 1, 2, 3, 4};
+	static const size_t offs[] = {
+	    offsetof(struct mem_outcome_summary, mode),
+	    offsetof(struct mem_outcome_summary, outcome),
+	    offsetof(struct mem_outcome_summary, verdict),
+	    offsetof(struct mem_outcome_summary, reason),
+	    offsetof(struct mem_outcome_summary, breach_metric),
+	};
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	struct mem_outcome_summary *s;
+	int rc;
+
+	_Static_assert(ARRAY_SIZE(cols) == ARRAY_SIZE(offs), "columns and fields");
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!m)
+		return -EINVAL;
+	st = mem_stmt(m, sql);
+	if (!st)
+		return mem_stmt_error(m);
+	sqlite3_bind_int64(st, 1, change_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return mem_error(m, -ENOENT, "change %" PRId64 " has no outcome", change_id);
+	if (rc != SQLITE_ROW)
+		return mem_sql_error(m, rc, "cannot read the summary of an outcome");
+	s = copy_with_strings(st, sizeof(*s), cols, offs, ARRAY_SIZE(cols));
+	if (!s)
+		return mem_error(m, -ENOMEM, "cannot copy the summary of %" PRId64, change_id);
+	s->duration_ms = col_count(st, 5);
+	s->elapsed_ms = col_count(st, 6);
+	s->samples_canary = col_count(st, 7);
+	s->samples_baseline = col_count(st, 8);
+	s->truncated = sqlite3_column_int(st, 9) != 0;
+	s->breach = sqlite3_column_int(st, 10) != 0;
+	s->breach_canary = col_number(st, 11);
+	s->breach_baseline = col_number(st, 12);
+	s->breach_limit = col_number(st, 13);
+	*out = s;
 	return 0;
 }
 

@@ -267,6 +267,52 @@ int64_t mem_outcome_record(struct mem *m, const struct mem_outcome *o, const cha
 /* A heap copy of the newest outcome of change_id (free() it); -ENOENT if it has none. */
 int mem_outcome_latest(struct mem *m, int64_t change_id, struct mem_outcome **out);
 
+/* One judged metric of an outcome, for `homeostat explain`: an object of the "metrics" array
+ * of the stats as the canary writes them (safe_canary_json(), one object per metric as
+ * safe_result_json() writes it). Numbers that are absent, null or not numbers are NAN;
+ * strings that are absent or null are "". canary and baseline are the arms' centers: the
+ * medians (canary_median, baseline_median) or, for a rate metric, the rates (canary_rate,
+ * baseline_rate). */
+struct mem_metric_row {
+	const char *metric; /* e.g. "error rate" */
+	const char *unit;
+	const char *test;	      /* e.g. "mann-whitney-u" */
+	int64_t n_canary, n_baseline; /* samples; -1 when absent or not a count */
+	double statistic, p, shift;   /* the test's statistic, its p-value, the shift */
+	double ci_low, ci_high;	      /* the shift's confidence interval ("ci") */
+	double effect, rel_shift;     /* effect size, shift relative to the baseline */
+	double canary, baseline;      /* the arms' centers */
+	const char *verdict, *reason; /* "KEEP", "ROLLBACK", "INCONCLUSIVE"; and why */
+};
+
+/* Calls cb once per judged metric of the newest outcome of change_id, in the order of its
+ * "metrics" array, read with sqlite's JSON functions; elements that are not objects are
+ * skipped. The rows are read before the first call, so cb may write. Returns the number of
+ * calls: 0 when the change has no outcome (or does not exist), or its stats have no
+ * "metrics" array (the runbooks' verify outcomes); cb's first negative value, which stops
+ * the walk; or -errno. */
+int mem_outcome_metrics(struct mem *m, int64_t change_id,
+			int (*cb)(const struct mem_metric_row *row, void *ud), void *ud);
+
+/* The canary's summary of an outcome (the top-level keys safe_canary_json() writes), for
+ * `homeostat explain`. Strings absent or null are "", counts and times -1, numbers NAN:
+ * stats written by something else (a runbook's verify) leave mode "". */
+struct mem_outcome_summary {
+	const char *mode;			  /* "before_after", "switchback" */
+	const char *outcome;			  /* "done", "breach" */
+	int64_t duration_ms, elapsed_ms;	  /* planned, and how long it ran */
+	int64_t samples_canary, samples_baseline; /* samples judged in each arm */
+	bool truncated;				  /* ended early, at the sample cap */
+	const char *verdict, *reason;		  /* the combined verdict and why */
+	bool breach;				  /* "breach" is an object: a guard tripped */
+	const char *breach_metric;
+	double breach_canary, breach_baseline, breach_limit;
+};
+
+/* A heap copy (one allocation: free() it) of the summary of the newest outcome of
+ * change_id. -ENOENT if it has none. Stats that are not valid JSON read as {}. */
+int mem_outcome_summary(struct mem *m, int64_t change_id, struct mem_outcome_summary **out);
+
 /* Asks an operator to approve change_id, which must be PROPOSED: creates the approval
  * (PENDING, expiring at expires_at, which must be ahead) and moves the change to
  * PENDING_APPROVAL. One approval per change: asking again is -EINVAL, as the change is no

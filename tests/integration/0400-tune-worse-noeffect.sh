@@ -71,6 +71,11 @@ echo "breach to rollback: $((ended - applied)) ms after the apply (canary 20 s)"
 check "the rollback came long before the canary's end ($((ended - applied)) ms < 12000)" \
 	[ $((ended - applied)) -lt 12000 ]
 check "the workers file holds 4 again" t_wait_for 2 grep -qx 4 "$K/workers"
+wid=$(t_q "SELECT id FROM changes WHERE source = 'tune:app-workers'")
+"$HSC" --socket "$T_SOCK" explain "$wid" >"$T_DIR/explain.txt" 2>&1
+cat "$T_DIR/explain.txt"
+check "explain $wid names the knob, before -> after, the breach and the error-rate test" \
+	bash -c "grep -q '$K/workers' '$T_DIR/explain.txt' && grep -qE 'breach +error rate' '$T_DIR/explain.txt' && grep -qE '^ *error rate +two-proportion|^ *error rate +fisher' '$T_DIR/explain.txt'"
 check "and the app went back to setting 4" t_wait_for 5 bash -c "tail -n 1 '$T_DIR/app.log' | grep -qx 'setting 4'"
 
 # d. no effect: inconclusive, rolled back

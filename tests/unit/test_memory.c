@@ -1,6 +1,6 @@
 /* test_memory.c - unit tests of agent/memory/: schema and migrations, the change state
  * machine, the audit trail, approvals, fingerprints and should_attempt, history, episodes and
- * their diagnoses, a change's episode and act.
+ * their diagnoses, a change's episode and act, an outcome's metrics and summary.
  *
  * No root needed: each test gets a fresh directory under /tmp and a fake clock, so that every
  * id, state, timestamp and audit row can be asserted exactly. A second, raw sqlite connection
@@ -1478,6 +1478,210 @@ static void test_migration_2_to_3(void **state)
 	assert_int_equal(s.episodes[2], 0);
 }
 
+/* Outcomes: the judged metrics and the canary's summary, read from the stats JSON. */
+
+/* The canary's stats (safe_canary_json()): a rate metric with a null ci, a median metric
+ * with a ci, and an element that is not an object (skipped). */
+static const char canary_stats[] =
+    "{\"mode\":\"before_after\",\"outcome\":\"done\",\"duration_ms\":60000,"
+    "\"elapsed_ms\":61500,\"ticks\":61,\"discarded\":1,\"min_samples\":30,"
+    "\"samples\":{\"canary\":60,\"baseline\":58},\"truncated\":false,\"breach\":null,"
+    "\"verdict\":\"KEEP\",\"reason\":\"no metric is worse\",\"metrics\":["
+    "{\"metric\":\"error rate\",\"unit\":\"\",\"better\":\"lower\","
+    "\"test\":\"two-proportion-z\",\"alternative\":\"greater\",\"n_canary\":6000,"
+    "\"n_baseline\":5800,\"errors_canary\":3,\"errors_baseline\":4,\"statistic\":-0.5,"
+    "\"z\":-0.5,\"p\":0.69,\"shift\":-0.0002,\"ci\":null,\"confidence\":0.95,"
+    "\"effect\":null,\"rel_shift\":-0.25,\"canary_rate\":0.0005,\"baseline_rate\":0.0007,"
+    "\"verdict\":\"KEEP\",\"reason\":\"error rate not higher\"},"
+    "{\"metric\":\"fitness\",\"unit\":\"score\",\"better\":\"higher\","
+    "\"test\":\"mann-whitney-u\",\"alternative\":\"less\",\"n_canary\":60,"
+    "\"n_baseline\":58,\"statistic\":1900.5,\"z\":1.25,\"p\":0.125,\"shift\":0.02,"
+    "\"ci\":[-0.01,0.05],\"confidence\":0.95,\"effect\":0.125,\"rel_shift\":0.025,"
+    "\"canary_median\":0.82,\"baseline_median\":0.8,\"verdict\":\"KEEP\","
+    "\"reason\":\"fitness not lower\"},"
+    "7]}";
+
+struct metrics_seen {
+	int n;
+	struct mem_metric_row rows[4];
+	char strs[4][5][64]; /* metric, unit, test, verdict, reason */
+	int stop_after;
+};
+
+static int on_metric(const struct mem_metric_row *row, void *ud)
+{
+	struct metrics_seen *s = ud;
+	const char *src[] = {row->metric, row->unit, row->test, row->verdict, row->reason};
+	const char **dst[] = {&s->rows[s->n].metric, &s->rows[s->n].unit, &s->rows[s->n].test,
+			      &s->rows[s->n].verdict, &s->rows[s->n].reason};
+
+	assert_true(s->n < 4);
+	s->rows[s->n] = *row;
+	for (size_t i = 0; i < ARRAY_SIZE(src); i++) {
+		snprintf(s->strs[s->n][i], sizeof(s->strs[0][0]), "%s", src[i]);
+		*dst[i] = s->strs[s->n][i];
+	}
+	s->n++;
+	return s->stop_after && s->n == s->stop_after ? -42 : 0;
+}
+
+static void test_outcome_metrics(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ struct mem_outcome_summary *sum = NULL;
+	struct mem_outcome o = {
+	    .change_id = 1,
+	    .fitness_before = NAN,
+	    .fitness_after = NAN,
+	    .verdict = MEM_VERDICT_KEEP,
+	    .stats_json = canary_stats,
+	    .result = MEM_RESULT_DEPLOYED,
+	};
+	struct metrics_seen s = {0};
+	const struct mem_metric_row *r;
+
+	open_db(f);
+	for (int i = 1; i <= 4; i++) {
+		assert_int_equal(mem_change_intent(f->m, &somaxconn), i);
+		assert_int_equal(
+		    mem_change_set_state(f->m, i, MEM_STATE_APPLIED, "homeostatd", "canary"), 0);
+	}
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), 1);
+
+	assert_int_equal(mem_outcome_metrics(f->m, 1, on_metric, &s), 2);
+	assert_int_equal(s.n, 2);
+	r = &s.rows[0];
+	assert_string_equal(r->metric, "error rate");
+	assert_string_equal(r->unit, "");
+	assert_string_equal(r->test, "two-proportion-z");
+	assert_int_equal(r->n_canary, 6000);
+	assert_int_equal(r->n_baseline, 5800);
+	assert_true(r->statistic == -0.5);
+	assert_true(r->p == 0.69);
+	assert_true(r->shift == -0.0002);
+	assert_true(isnan(r->ci_low) && isnan(r->ci_high)); /* "ci": null */
+	assert_true(isnan(r->effect));			    /* "effect": null */
+	assert_true(r->rel_shift == -0.25);
+	assert_true(r->canary == 0.0005); /* canary_rate */
+	assert_true(r->baseline == 0.0007);
+	assert_string_equal(r->verdict, "KEEP");
+	assert_string_equal(r->reason, "error rate not higher");
+	r = &s.rows[1];
+	assert_string_equal(r->metric, "fitness");
+	assert_string_equal(r->unit, "score");
+	assert_string_equal(r->test, "mann-whitney-u");
+	assert_int_equal(r->n_canary, 60);
+	assert_int_equal(r->n_baseline, 58);
+	assert_true(r->statistic == 1900.5);
+	assert_true(r->p == 0.125);
+	assert_true(r->shift == 0.02);
+	assert_true(r->ci_low == -0.01);
+	assert_true(r->ci_high == 0.05);
+	assert_true(r->effect == 0.125);
+	assert_true(r->rel_shift == 0.025);
+	assert_true(r->canary == 0.82); /* canary_median */
+	assert_true(r->baseline == 0.8);
+	assert_string_equal(r->reason, "fitness not lower");
+
+	/* The callback's negative value stops the walk. */
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 1;
+	assert_int_equal(mem_outcome_metrics(f->m, 1, on_metric, &s), -42);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(mem_outcome_metrics(f->m, 1, NULL, NULL), -EINVAL);
+
+	/* The summary of the same outcome. */
+	assert_int_equal(mem_outcome_summary(f->m, 1, &sum), 0);
+	assert_string_equal(sum->mode, "before_after");
+	assert_string_equal(sum->outcome, "done");
+	assert_int_equal(sum->duration_ms, 60000);
+	assert_int_equal(sum->elapsed_ms, 61500);
+	assert_int_equal(sum->samples_canary, 60);
+	assert_int_equal(sum->samples_baseline, 58);
+	assert_false(sum->truncated);
+	assert_string_equal(sum->verdict, "KEEP");
+	assert_string_equal(sum->reason, "no metric is worse");
+	assert_false(sum->breach);
+	assert_string_equal(sum->breach_metric, "");
+	assert_true(isnan(sum->breach_canary) && isnan(sum->breach_limit));
+	free(TAKE_PTR(sum));
+
+	/* No outcome, or no such change: no metric, no summary. */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_outcome_metrics(f->m, 2, on_metric, &s), 0);
+	assert_int_equal(mem_outcome_metrics(f->m, 99, on_metric, &s), 0);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(mem_outcome_summary(f->m, 2, &sum), -ENOENT);
+	assert_null(sum);
+
+	/* A runbook's verify: other keys, no "metrics"; and "metrics" that is not an array. */
+	o.change_id = 2;
+	o.stats_json = "{\"verify\":\"errors_s < 1\",\"value\":0.2,\"ok\":true}";
+	assert_int_equal(mem_outcome_record(f->m, &o, "runbook:fd"), 2);
+	assert_int_equal(mem_outcome_metrics(f->m, 2, on_metric, &s), 0);
+	assert_int_equal(mem_outcome_summary(f->m, 2, &sum), 0);
+	assert_string_equal(sum->mode, "");
+	assert_int_equal(sum->samples_canary, -1);
+	assert_int_equal(sum->elapsed_ms, -1);
+	assert_false(sum->breach);
+	free(TAKE_PTR(sum));
+	o.change_id = 3;
+	o.stats_json = "{\"metrics\":{\"metric\":\"error rate\"}}";
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), 3);
+	assert_int_equal(mem_outcome_metrics(f->m, 3, on_metric, &s), 0);
+	assert_int_equal(s.n, 0);
+
+	/* A breach, with nulls and a count that is not one. */
+	o.change_id = 4;
+	o.verdict = MEM_VERDICT_ROLLBACK;
+	o.result = MEM_RESULT_ROLLED_BACK;
+	o.stats_json =
+	    "{\"mode\":\"before_after\",\"outcome\":\"breach\",\"elapsed_ms\":9000,"
+	    "\"samples\":{\"canary\":9,\"baseline\":60},\"truncated\":true,"
+	    "\"breach\":{\"metric\":\"error rate\",\"canary\":0.25,\"baseline\":0.01,"
+	    "\"limit\":0.05,\"smooth_ticks\":3},\"verdict\":\"ROLLBACK\",\"reason\":null,"
+	    "\"metrics\":[{\"metric\":\"error rate\",\"n_canary\":\"many\",\"p\":null,"
+	    "\"ci\":[null,0.5],\"canary_rate\":0.25,\"verdict\":\"ROLLBACK\"}]}";
+	assert_int_equal(mem_outcome_record(f->m, &o, "judge"), 4);
+	assert_int_equal(mem_outcome_summary(f->m, 4, &sum), 0);
+	assert_string_equal(sum->outcome, "breach");
+	assert_int_equal(sum->duration_ms, -1);
+	assert_int_equal(sum->samples_canary, 9);
+	assert_true(sum->truncated);
+	assert_string_equal(sum->reason, "");
+	assert_true(sum->breach);
+	assert_string_equal(sum->breach_metric, "error rate");
+	assert_true(sum->breach_canary == 0.25);
+	assert_true(sum->breach_baseline == 0.01);
+	assert_true(sum->breach_limit == 0.05);
+	free(TAKE_PTR(sum));
+	assert_int_equal(mem_outcome_metrics(f->m, 4, on_metric, &s), 1);
+	r = &s.rows[0];
+	assert_string_equal(r->metric, "error rate");
+	assert_string_equal(r->test, "");
+	assert_string_equal(r->reason, "");
+	assert_int_equal(r->n_canary, -1);
+	assert_int_equal(r->n_baseline, -1);
+	assert_true(isnan(r->p));
+	assert_true(isnan(r->ci_low));
+	assert_true(r->ci_high == 0.5);
+	assert_true(r->canary == 0.25);
+	assert_true(isnan(r->baseline));
+
+	/* Only the newest outcome counts: an operator's rollback of change 1 has no metrics. */
+	o = (struct mem_outcome){.change_id = 1,
+				 .fitness_before = NAN,
+				 .fitness_after = NAN,
+				 .verdict = MEM_VERDICT_NONE,
+				 .result = MEM_RESULT_ROLLED_BACK,
+				 .failure_reason = "rolled back by operator"};
+	assert_int_equal(mem_outcome_record(f->m, &o, "operator"), 5);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(mem_outcome_metrics(f->m, 1, on_metric, &s), 0);
+	assert_int_equal(mem_outcome_summary(f->m, 1, &sum), 0);
+	assert_string_equal(sum->mode, "");
+}
+
 /* Host helpers and names */
 
 static void test_host_and_names(void **state)
@@ -1534,6 +1738,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_change_episode_and_act, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_changes_by_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_2_to_3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outcome_metrics, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("memory", tests, NULL, NULL);

@@ -115,6 +115,15 @@ static void test_req_table(void **state)
 	}
 	assert_null(ctl_req_desc(0));
 	assert_null(ctl_req_desc_by_name("reboot"));
+
+	/* The wire values never change: a new type takes the next one. */
+	static const char *const names[] = {NULL,	"status", "history", "approve", "reject",
+					    "rollback", "pause",  "resume",  "profile", "explain"};
+	assert_int_equal(ctl_req_ndescs, ARRAY_SIZE(names) - 1);
+	for (uint16_t t = 1; t < ARRAY_SIZE(names); t++)
+		assert_string_equal(ctl_req_desc(t)->name, names[t]);
+	assert_int_equal(CTL_REQ_EXPLAIN, 9);
+	assert_int_equal(ctl_req_desc(CTL_REQ_EXPLAIN)->arg, CTL_ARG_ID);
 }
 
 static void test_req_round_trip(void **state)
@@ -170,6 +179,15 @@ static void test_req_wire_bytes(void **state)
 	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), -ERANGE);
 	req.type = 99;
 	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), -EOPNOTSUPP);
+
+	/* EXPLAIN: the same argument, type 9. */
+	req = (struct ctl_request){.type = CTL_REQ_EXPLAIN, .id = 0x0102030405060708ull};
+	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, sizeof(expect));
+	assert_int_equal(buf[6], 9);
+	assert_memory_equal(buf + 7, expect + 7, sizeof(expect) - 7);
+	req.id = 0;
+	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), -ERANGE);
 }
 
 static void test_req_refused(void **state)
@@ -186,7 +204,7 @@ static void test_req_refused(void **state)
 	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EPROTONOSUPPORT);
 	assert_int_equal(ctl_req_size(m.b, m.n, &need), -EPROTONOSUPPORT);
 
-	static const uint16_t unknown[] = {0, 9, 0x7fff, CTL_RESP_BIT | CTL_REQ_STATUS, 0xffff};
+	static const uint16_t unknown[] = {0, 10, 0x7fff, CTL_RESP_BIT | CTL_REQ_STATUS, 0xffff};
 	for (size_t i = 0; i < ARRAY_SIZE(unknown); i++) {
 		m_hdr(&m, CTL_MAGIC, CTL_VERSION, unknown[i], 0);
 		assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EOPNOTSUPP);
@@ -225,6 +243,9 @@ static void test_req_refused(void **state)
 	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
 
 	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_ROLLBACK, 8);
+	m_u64(&m, 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -ERANGE);
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_EXPLAIN, 8);
 	m_u64(&m, 0);
 	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -ERANGE);
 
