@@ -49,7 +49,7 @@ void safe_changes_init(struct safe_changes *sc, struct mem *mem)
 }
 
 /* The knob a change is remembered by: what an SRE would call the thing changed. */
-static void change_knob(const struct act_request *q, char *buf, size_t size)
+void safe_change_knob(const struct act_request *q, char *buf, size_t size)
 {
 	switch (q->kind) {
 	case ACT_KIND_RLIMIT:
@@ -146,7 +146,7 @@ int safe_changes_should_attempt(struct safe_changes *sc, const char *target,
 	r = read_values(req, before, want, why, whysize);
 	if (r)
 		return r;
-	change_knob(req, knob, sizeof(knob));
+	safe_change_knob(req, knob, sizeof(knob));
 	candidate_value(req, want, value, sizeof(value));
 	cand.knob = knob;
 	cand.value = value;
@@ -304,7 +304,7 @@ int safe_changes_propose(struct safe_changes *sc, const struct safe_policy *poli
 	if (pol->mode == SAFE_MODE_OBSERVE)
 		return 0; /* observe: not even recorded */
 
-	change_knob(&p.req, knob, sizeof(knob));
+	safe_change_knob(&p.req, knob, sizeof(knob));
 	candidate_value(&p.req, want, value, sizeof(value));
 	if (out->d.decision != SAFE_DENY) {
 		struct mem_candidate cand = {.kind = (enum mem_kind)p.req.kind,
@@ -471,6 +471,34 @@ int safe_changes_conclude(struct safe_changes *sc, int64_t id, bool keep, int ve
 	if (!keep)
 		live_remove(sc, l);
 	return r;
+}
+
+int safe_changes_abandon(struct safe_changes *sc, int64_t id, const char *why)
+{
+	struct safe_live *l = safe_changes_live(sc, id);
+	struct mem_outcome o = {.change_id = id,
+				.fitness_before = NAN,
+				.fitness_after = NAN,
+				.verdict = MEM_VERDICT_NONE,
+				.result = MEM_RESULT_ROLLED_BACK};
+	struct safe_proposal p;
+	char note[SAFE_WHY_MAX];
+	int64_t r;
+
+	snprintf(note, sizeof(note), "abandoned: %s", why);
+	o.failure_reason = note;
+	r = mem_outcome_record(sc->mem, &o, "homeostat");
+	if (r < 0)
+		log_warn("cannot record that change %" PRId64 " is abandoned: %s", id,
+			 mem_last_error(sc->mem));
+	else
+		log_notice("change %" PRId64 " %s", id, note);
+	if (l) {
+		gate_proposal(l, &p);
+		safe_gate_record(&sc->gate, &p, SAFE_OUTCOME_ROLLED_BACK);
+		live_remove(sc, l);
+	}
+	return r < 0 ? (int)r : 0;
 }
 
 void safe_changes_forget(struct safe_changes *sc, int64_t id, const char *why)

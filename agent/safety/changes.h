@@ -122,6 +122,13 @@ int safe_changes_should_attempt(struct safe_changes *sc, const char *target,
 				const struct act_request *req, char *why, size_t whysize);
 /* The live change id, or NULL. */
 struct safe_live *safe_changes_live(struct safe_changes *sc, int64_t id);
+/* Gives change id (KEPT or APPLIED) up without touching the host: someone else changed the
+ * value since, and it is theirs now. Recorded as ROLLED_BACK with "abandoned: " why, so that
+ * memory does not try it again; no longer live. 0 or -errno (memory). */
+int safe_changes_abandon(struct safe_changes *sc, int64_t id, const char *why);
+/* The knob column of memory for a change: "net.core.somaxconn", "RLIMIT_NOFILE", "path/file"
+ * of a cgroup, a file's path, "nice", "restart", ... */
+void safe_change_knob(const struct act_request *q, char *buf, size_t size);
 /* Forgets live change id without touching the host (its process exited: the change went
  * with it), recording why in the audit trail. */
 void safe_changes_forget(struct safe_changes *sc, int64_t id, const char *why);

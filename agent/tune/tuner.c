@@ -232,67 +232,114 @@ static bool allowed(const double *x, size_t n, void *ud)
 
 /* ---- start: the search from what the host holds ---- */
 
-struct reapply_ctx {
+static void fill_in(struct ctx *c, struct safe_change_in *ci, const char *why);
+static int restart_target(struct ctx *c, const char *why);
+
+/* The newest change of the job to each knob (any state): what memory says the job left. */
+struct newest_ctx {
 	const char *source;
-	int64_t id[TUNE_MAX_KNOBS];
-	char after[TUNE_MAX_KNOBS][ACT_VALUE_MAX];
-	char knob[TUNE_MAX_KNOBS][ACT_NAME_MAX + ACT_PATH_MAX];
 	size_t n;
+	char knob[TUNE_MAX_KNOBS][ACT_NAME_MAX + ACT_PATH_MAX];
+	int64_t id[TUNE_MAX_KNOBS];
+	enum mem_state state[TUNE_MAX_KNOBS];
+	bool abandoned[TUNE_MAX_KNOBS]; /* given up to an administrator (safe_changes_abandon) */
+	char after[TUNE_MAX_KNOBS][ACT_VALUE_MAX];
 };
 
-static int reapply_cb(const struct mem_change *ch, void *ud)
+static int newest_cb(const struct mem_change *ch, const struct mem_outcome *o, void *ud)
 {
-	struct reapply_ctx *r = ud;
+	struct newest_ctx *r = ud;
 
 	if (!ch->source || strcmp(ch->source, r->source) || ch->kind == MEM_KIND_RESTART)
 		return 0;
 	for (size_t i = 0; i < r->n; i++)
-		if (!strcmp(r->knob[i], ch->knob ?: "")) { /* newest wins: oldest first */
+		if (!strcmp(r->knob[i], ch->knob ?: "") && !r->id[i]) {
 			r->id[i] = ch->id;
+			r->state[i] = ch->state;
+			r->abandoned[i] = o && o->failure_reason &&
+					  !strncmp(o->failure_reason, "abandoned: ", 11);
 			hs_strlcpy(r->after[i], ch->after ?: "", sizeof(r->after[i]));
-			return 0;
 		}
-	if (r->n < TUNE_MAX_KNOBS) {
-		hs_strlcpy(r->knob[r->n], ch->knob ?: "", sizeof(r->knob[0]));
-		hs_strlcpy(r->after[r->n], ch->after ?: "", sizeof(r->after[0]));
-		r->id[r->n++] = ch->id;
-	}
 	return 0;
 }
 
-/* The values a previous daemon kept for this job (reapply: true), into start[]. */
-static void reapply_start(struct ctx *c, double *start)
+/* reapply: true: the values a previous daemon kept, which the host no longer holds (a
+ * reboot, a restarted service), are applied again at once, through the gate like any
+ * change but without a canary: they were judged when they were kept. Only when the job's
+ * newest change to the knob is that KEPT one: a value rolled back or abandoned since stays
+ * gone. */
+static int newest_changes(struct ctx *c, struct newest_ctx *r)
 {
 	struct job *j = c->j;
-	struct reapply_ctx r = {.source = j->source};
-	char kb[256];
+	struct act_request req;
+	char rwhy[256];
+	int err;
 
-	if (!j->def.reapply || mem_changes_by_state(c->env->mem, MEM_STATE_KEPT, reapply_cb, &r))
-		return;
+	memset(r, 0, sizeof(*r));
+	r->source = j->source;
 	for (size_t i = 0; i < j->def.n_knobs; i++) {
-		struct act_request req;
-		char why[256];
+		double at = j->cur[i] > (double)j->def.knobs[i].min ? j->cur[i]
+								    : (double)j->def.knobs[i].min;
+
+		if (isinf(at))
+			at = (double)j->max[i];
+		err = knob_request(c, i, at, &req, rwhy, sizeof(rwhy));
+		if (err)
+			return err;
+		safe_change_knob(&req, r->knob[i], sizeof(r->knob[i]));
+	}
+	r->n = j->def.n_knobs;
+	err = mem_history(c->env->mem, 0, newest_cb, r);
+	return err < 0 ? err : 0;
+}
+
+static void reapply(struct ctx *c, const struct newest_ctx *rr)
+{
+	struct job *j = c->j;
+	const struct newest_ctx r = *rr;
+	char why[WHY_MAX], rwhy[256], kb[256];
+
+	for (size_t i = 0; i < j->def.n_knobs; i++) {
+		struct safe_change_in ci;
+		struct safe_change_out out;
 		long long v;
 
-		if (knob_request(c, i, start[i], &req, why, sizeof(why)))
+		if (!r.id[i] || r.state[i] != MEM_STATE_KEPT ||
+		    sscanf(r.after[i], "%lld", &v) != 1 || (double)v == j->cur[i])
 			continue;
-		for (size_t k = 0; k < r.n; k++) {
-			const char *name = req.kind == ACT_KIND_FILE	 ? req.file.path
-					   : req.kind == ACT_KIND_SYSCTL ? req.sysctl.name
-									 : NULL;
-
-			if (!name || !strstr(r.knob[k], name) ||
-			    sscanf(r.after[k], "%lld", &v) != 1)
-				continue;
-			if ((double)v != start[i]) {
-				log_notice(
-				    "tuning job %s: re-applying %s = %lld, kept by change %" PRId64
-				    " (reapply: true)",
-				    j->def.name, knob_text(&j->def.knobs[i], kb, sizeof(kb)), v,
-				    r.id[k]);
-				start[i] = (double)v;
-				j->cur[i] = NAN; /* the host holds another value: propose it */
-			}
+		snprintf(why, sizeof(why),
+			 "tuning job %s re-applies %s = %lld, kept by change %" PRId64
+			 " (reapply: true); the host held %.0f",
+			 j->def.name, knob_text(&j->def.knobs[i], kb, sizeof(kb)), v, r.id[i],
+			 j->cur[i]);
+		fill_in(c, &ci, why);
+		rwhy[0] = '\0';
+		if (knob_request(c, i, (double)v, &ci.p.req, rwhy, sizeof(rwhy)) ||
+		    safe_changes_propose(c->env->changes, c->env->policy, &ci, &out)) {
+			note(c, "cannot re-apply %s = %lld: %s",
+			     knob_text(&j->def.knobs[i], kb, sizeof(kb)), v, rwhy);
+			continue;
+		}
+		if (out.d.decision != SAFE_ALLOW || out.err) {
+			note(c, "%s = %lld not re-applied: %s",
+			     knob_text(&j->def.knobs[i], kb, sizeof(kb)), v,
+			     out.err ? out.why : out.d.reason);
+			continue;
+		}
+		snprintf(rwhy, sizeof(rwhy), "{\"reapplied_from\":%" PRId64 "}", r.id[i]);
+		safe_changes_conclude(c->env->changes, out.change_id, true, MEM_VERDICT_KEEP, rwhy,
+				      "re-applied: kept before");
+		j->kept[i] = out.change_id;
+		j->cur[i] = (double)v;
+		note(c, "re-applied %s = %lld (change %" PRId64 ", kept by change %" PRId64 ")",
+		     knob_text(&j->def.knobs[i], kb, sizeof(kb)), v, out.change_id, r.id[i]);
+		if (j->def.knobs[i].restart) {
+			restart_target(c, "the re-applied value takes effect when the target "
+					  "restarts");
+			if (j->restart_id)
+				safe_changes_conclude(c->env->changes, j->restart_id, true,
+						      MEM_VERDICT_NONE, NULL, "the restart ran");
+			j->restart_id = 0;
 		}
 	}
 }
@@ -321,11 +368,33 @@ static int search_start(struct ctx *c)
 			return r;
 		}
 		j->cur[i] = v;
-		start[i] = v < (double)k->min	   ? (double)k->min
-			   : v > (double)j->max[i] ? (double)j->max[i]
-						   : v;
 	}
-	reapply_start(c, start);
+	{
+		struct newest_ctx last;
+
+		if (!newest_changes(c, &last)) {
+			for (size_t i = 0; i < j->def.n_knobs; i++)
+				if (last.abandoned[i]) {
+					note(c,
+					     "%s was changed by someone else while homeostat held "
+					     "it (change %" PRId64 "); homeostat does not tune it "
+					     "again (rename the job in the policy to start over)",
+					     knob_text(&j->def.knobs[i], kb, sizeof(kb)),
+					     last.id[i]);
+					set_phase(c, TP_BACKED_OFF);
+					return -EPERM;
+				}
+			if (j->def.reapply)
+				reapply(c, &last);
+		}
+	}
+	for (size_t i = 0; i < j->def.n_knobs; i++) {
+		double v = j->cur[i];
+
+		start[i] = v < (double)j->def.knobs[i].min ? (double)j->def.knobs[i].min
+			   : v > (double)j->max[i]	   ? (double)j->max[i]
+							   : v;
+	}
 	r = tune_search_init(&j->search, (enum tune_strategy)j->def.strategy, dims, j->def.n_knobs,
 			     start, (uint64_t)c->env->now_ms, (unsigned)j->def.max_trials);
 	if (r) {
@@ -443,8 +512,14 @@ static void trial_conclude(struct ctx *c, bool keep, enum safe_verdict v, const 
 		if (r && r != -ENOENT)
 			log_warn_errno(r, "tuning job %s: concluding change %" PRId64, j->def.name,
 				       j->ids[i]);
-		if (keep)
-			j->kept[j->knob_of[i]] = j->ids[i];
+		if (keep) {
+			int64_t *k = &j->kept[j->knob_of[i]];
+
+			if (*k && *k != j->ids[i])
+				safe_changes_forget(c->env->changes, *k,
+						    "superseded by a later trial");
+			*k = j->ids[i];
+		}
 	}
 	if (keep)
 		for (size_t i = 0; i < j->def.n_knobs; i++)
@@ -573,17 +648,21 @@ static void back_off(struct ctx *c, const char *fmt, ...)
 {
 	struct job *j = c->j;
 	char why[NOTE_MAX];
+	int64_t cid = 0;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+
+	for (size_t i = 0; i < j->def.n_knobs; i++)
+		if (j->kept[i])
+			cid = j->kept[i];
 	log_notice("tuning job %s backs off: %s", j->def.name, why);
-	mem_audit(c->env->mem, "homeostat", "tune.backoff", j->ids[0], "job %s: %s", j->def.name,
-		  why);
+	mem_audit(c->env->mem, "homeostat", "tune.backoff", cid, "job %s: %s", j->def.name, why);
 	for (size_t i = 0; i < j->def.n_knobs; i++)
 		if (j->kept[i]) {
-			safe_changes_forget(c->env->changes, j->kept[i], why);
+			safe_changes_abandon(c->env->changes, j->kept[i], why);
 			j->kept[i] = 0;
 		}
 	hs_strlcpy(j->note, why, sizeof(j->note));
@@ -826,7 +905,7 @@ static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool 
 				 knob_text(&j->def.knobs[j->knob_of[i]], kb, sizeof(kb)),
 				 j->ids[i]);
 			for (size_t k = 0; k < j->nids; k++)
-				safe_changes_forget(c->env->changes, j->ids[k], why);
+				safe_changes_abandon(c->env->changes, j->ids[k], why);
 			report(c, TUNE_REFUSED, NAN);
 			trial_release(j);
 			back_off(c, "%s; homeostat stops tuning it and leaves it alone", why);
@@ -907,9 +986,17 @@ static void job_step(struct ctx *c)
 			return;
 		if (c->e->busy >= 0 && c->e->busy != c->index)
 			return;
-		if (!j->started && search_start(c)) {
-			set_phase(c, TP_DONE);
-			return;
+		if (!j->started) {
+			if (search_start(c)) {
+				if (j->phase != TP_BACKED_OFF)
+					set_phase(c, TP_DONE);
+				return;
+			}
+			for (size_t i = 0; i < j->def.n_knobs; i++)
+				if (j->kept[i]) { /* re-applied: the host changed, a new baseline */
+					before_reset(j);
+					return;
+				}
 		}
 		set_phase(c, TP_PROPOSE);
 	}
