@@ -60,6 +60,11 @@ static double slo_throughput(const struct safe_slo *s)
 	return s->throughput;
 }
 
+static double slo_cpu(const struct safe_slo *s)
+{
+	return s->cpu;
+}
+
 struct fit_signal_desc {
 	const char *name;
 	enum fit_part part;
@@ -70,6 +75,7 @@ struct fit_signal_desc {
 	 * better. */
 	double tol, slack;
 	const char *why;
+	bool slo_only; /* scored only against an SLO: without one its baseline says nothing */
 };
 
 static const struct fit_signal_desc signals[FIT_SIG_COUNT] = {
@@ -86,6 +92,10 @@ static const struct fit_signal_desc signals[FIT_SIG_COUNT] = {
 		      "less than a tenth of the usual work is a stall"},
     [FIT_SIG_RSS] = {"rss_bytes", FIT_PART_COST, false, NULL, 0.5, 16.0 * 1048576,
 		     "1.5x or 16 MiB: allocators and caches breathe"},
+    [FIT_SIG_CPU] = {"cpu_cpus", FIT_PART_THROUGHPUT, true, slo_cpu, 0.9, 0,
+		     "only with slo.cpu: a service's CPU follows its demand and idles between "
+		     "requests, so only a declared batch job's CPU is its throughput",
+		     true},
 };
 
 static const char *const basis_names[FIT_BASIS_COUNT] = {
@@ -201,6 +211,7 @@ void fit_signal_values(const struct obs_target_snap *t, double v[FIT_SIG_COUNT])
 		v[FIT_SIG_ERRORS] = (double)errors / (double)events;
 	v[FIT_SIG_RATE] = t->sc_rate;
 	v[FIT_SIG_RSS] = t->rss_bytes ? (double)t->rss_bytes : NAN;
+	v[FIT_SIG_CPU] = t->cpu_usage; /* NAN at the first tick */
 }
 
 void fit_evaluate(const double v[FIT_SIG_COUNT], bool idle, const struct safe_slo *slo,
@@ -231,6 +242,9 @@ void fit_evaluate(const double v[FIT_SIG_COUNT], bool idle, const struct safe_sl
 		if (target > 0) {
 			sc->ref = target;
 			sc->basis = FIT_BASIS_SLO;
+		} else if (d->slo_only) {
+			sc->basis = FIT_BASIS_IDLE;
+			continue;
 		} else if (warm(&base[i])) {
 			sc->ref = baseline_ref(d, base[i].mean);
 			sc->basis = FIT_BASIS_BASELINE;

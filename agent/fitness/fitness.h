@@ -19,7 +19,10 @@
  *               over all syscalls and drops. With fewer than FIT_MIN_CALLS of them in the
  *               tick and no drop it has no score (one failure among three calls says
  *               nothing).
- *   throughput  syscalls per second in the tick.
+ *   throughput  the lower of the scores of syscalls per second in the tick and of the CPU
+ *               the target used (in CPUs): batch work does few syscalls, its CPU is its
+ *               throughput (judged only against slo.cpu: a service's CPU idles between
+ *               requests and says nothing of its throughput).
  *   cost        RSS of the target's processes, in bytes (the host: memory in use).
  *
  * Normalisation of one signal with value x against a reference r:
@@ -103,6 +106,7 @@ enum fit_signal {
 	FIT_SIG_ERRORS,	     /* fraction of the tick's calls that failed with a counted errno */
 	FIT_SIG_RATE,	     /* syscalls per second */
 	FIT_SIG_RSS,	     /* bytes */
+	FIT_SIG_CPU,	     /* CPUs used over the tick (cputime.c) */
 	FIT_SIG_COUNT,
 };
 

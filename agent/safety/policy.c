@@ -561,6 +561,12 @@ static const struct sch_field slo_fields[] = {
      .fmin = 0,
      .fmax = 1e9,
      .doc = "events per second it should sustain at least"},
+    {.name = "cpu",
+     .type = SCH_NUMBER,
+     .offset = offsetof(struct safe_slo, cpu),
+     .fmin = 0,
+     .fmax = 4096,
+     .doc = "CPUs it should get at least (batch work: its CPU is its throughput), e.g. 1.5"},
 };
 
 static const struct sch_struct slo_schema = {
@@ -1077,6 +1083,30 @@ static int job_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
 	return 0;
 }
 
+static const struct sch_field term_fields[] = {
+    {.name = "target",
+     .type = SCH_STRING,
+     .offset = offsetof(struct safe_tune_term, target),
+     .required = true,
+     .min = 1,
+     .max = SAFE_NAME_MAX,
+     .doc = "a target of the policy"},
+    {.name = "weight",
+     .type = SCH_NUMBER,
+     .offset = offsetof(struct safe_tune_term, weight),
+     .def = "1",
+     .fmin = 0.001,
+     .fmax = 1000,
+     .doc = "its relative weight in the objective"},
+};
+
+static const struct sch_struct term_schema = {
+    .name = "objective_term",
+    .size = sizeof(struct safe_tune_term),
+    .fields = term_fields,
+    .nfields = ARRAY_SIZE(term_fields),
+};
+
 #define JOB(f) offsetof(struct safe_tune_job, f)
 static const struct sch_field job_fields[] = {
     {.name = "name",
@@ -1127,6 +1157,14 @@ static const struct sch_field job_fields[] = {
      .required = true,
      .max_items = SAFE_MAX_TUNE_KNOBS,
      .doc = "the knobs searched together"},
+    {.name = "objective",
+     .type = SCH_STRUCT_LIST,
+     .offset = JOB(objective),
+     .count_offset = JOB(n_objective),
+     .sub = &term_schema,
+     .max_items = SAFE_MAX_TUNE_TERMS,
+     .doc = "the targets whose fitness the search improves, weighted (a trade-off: a "
+	    "server's latency against a batch job's CPU); default: the job's target"},
 };
 #undef JOB
 
@@ -1293,6 +1331,18 @@ static void check_tuning(struct sch_ctx *ctx, const struct safe_policy *p,
 		if (j->class && !safe_policy_class(p, j->class))
 			sch_error(ctx, yt_map_get(jmap, "class"), "unknown action class '%s'; %s",
 				  j->class, defined_names(p, false, buf, sizeof(buf)));
+		{
+			const struct yt_node *obj = yt_map_get(jmap, "objective");
+
+			for (size_t o = 0; obj && obj->kind == YT_SEQUENCE &&
+					   obj->n == j->n_objective && o < j->n_objective;
+			     o++)
+				if (j->objective[o].target &&
+				    !safe_policy_target(p, j->objective[o].target))
+					sch_error(ctx, yt_map_get(obj->items[o], "target"),
+						  "unknown target '%s'; %s", j->objective[o].target,
+						  defined_names(p, true, buf, sizeof(buf)));
+		}
 		knobs = yt_map_get(jmap, "knobs");
 		if (!knobs || knobs->kind != YT_SEQUENCE || knobs->n != j->n_knobs)
 			continue;

@@ -114,6 +114,7 @@ struct safe_slo {
 	int64_t p99_latency_ms; /* 0: not set */
 	double error_rate;	/* fraction of calls that may fail; 0: not set */
 	double throughput;	/* events per second expected at least; 0: not set */
+	double cpu;		/* CPUs it should get at least (batch work); 0: not set */
 };
 
 struct safe_target {
@@ -163,7 +164,16 @@ struct safe_tune_knob {
 	int resource;	  /* rlimit: RLIMIT_* */
 };
 
-/* A search over up to SAFE_MAX_TUNE_KNOBS knobs against the fitness of one target. */
+/* One target whose fitness counts in a job's objective, with its relative weight. */
+struct safe_tune_term {
+	char *target;
+	double weight; /* > 0 */
+};
+
+#define SAFE_MAX_TUNE_TERMS 4
+
+/* A search over up to SAFE_MAX_TUNE_KNOBS knobs against the fitness of one target, or the
+ * weighted mean of the fitness of several (objective). */
 struct safe_tune_job {
 	char *name;
 	char *target;	    /* a target of the policy: its fitness, processes, cgroup, netns */
@@ -173,6 +183,8 @@ struct safe_tune_job {
 	char *class;	    /* action class of the policy: the approval rule of its changes */
 	struct safe_tune_knob *knobs;
 	size_t n_knobs;
+	struct safe_tune_term *objective; /* none: the job's target alone */
+	size_t n_objective;
 };
 
 struct safe_tuning {

@@ -139,6 +139,22 @@ static int job_from_policy(const struct safe_policy *p, const struct safe_tune_j
 	j->strategy = (enum tune_strategy)sj->strategy;
 	j->max_trials = (unsigned)sj->max_trials;
 	j->reapply = sj->reapply;
+	if (sj->n_objective > TUNE_MAX_TERMS)
+		return why_set(why, n, -EINVAL, "tuning job '%s': too many objective terms",
+			       sj->name);
+	for (size_t i = 0; i < sj->n_objective; i++) {
+		if (!sj->objective[i].target || !safe_policy_target(p, sj->objective[i].target))
+			return why_set(why, n, -EINVAL, "tuning job '%s': unknown objective target",
+				       sj->name);
+		hs_strlcpy(j->terms[i].target, sj->objective[i].target, sizeof(j->terms[i].target));
+		j->terms[i].weight = sj->objective[i].weight;
+	}
+	j->n_terms = sj->n_objective;
+	if (j->n_terms == 0) {
+		hs_strlcpy(j->terms[0].target, sj->target, sizeof(j->terms[0].target));
+		j->terms[0].weight = 1;
+		j->n_terms = 1;
+	}
 	j->n_knobs = sj->n_knobs;
 	for (size_t i = 0; i < sj->n_knobs; i++) {
 		struct tune_knob *k = &j->knobs[i];

@@ -55,6 +55,14 @@ struct tune_knob {
 	char bounded_by[ACT_NAME_MAX]; /* sysctl (dotted) capping max; "": none */
 };
 
+#define TUNE_MAX_TERMS SAFE_MAX_TUNE_TERMS
+
+/* A target whose fitness counts in the job's objective. */
+struct tune_term {
+	char target[SAFE_NAME_MAX + 1];
+	double weight; /* relative, > 0 */
+};
+
 struct tune_job {
 	char name[SAFE_NAME_MAX + 1];
 	char target[SAFE_NAME_MAX + 1]; /* a target of the policy */
@@ -64,6 +72,10 @@ struct tune_job {
 	bool reapply;
 	size_t n_knobs; /* 1..TUNE_MAX_KNOBS */
 	struct tune_knob knobs[TUNE_MAX_KNOBS];
+	/* the objective: the weighted mean of these targets' fitness (policy objective, else
+	 * the job's target alone) */
+	size_t n_terms; /* 1..TUNE_MAX_TERMS */
+	struct tune_term terms[TUNE_MAX_TERMS];
 };
 
 struct tune_registry {

@@ -129,17 +129,34 @@ static pid_t target_pid(const struct tune_env *env, const char *target)
 	return 0;
 }
 
-/* The tick's sample of the target; false when it has no process. */
-static bool sample_of(const struct tune_env *env, const char *target, struct safe_canary_sample *s)
+/* The tick's sample of the job: the weighted mean of its objective's fitness (unknown unless
+ * every term has one), the errors of every term, the RSS of its target. False when its target
+ * has no process. */
+static bool sample_of(const struct tune_env *env, const struct tune_job *job,
+		      struct safe_canary_sample *s)
 {
-	const struct obs_target_snap *t = obs_snapshot_target(env->snap, target);
-	const struct fit_score *f = env->fit ? fit_lookup(env->fit, target) : NULL;
+	const struct obs_target_snap *t = obs_snapshot_target(env->snap, job->target);
+	double num = 0, den = 0;
 
 	*s = SAFE_CANARY_SAMPLE_UNKNOWN;
 	if (!t || t->nprocs == 0)
 		return false;
-	s->fitness = f ? f->score : NAN;
-	fit_error_counts(t, &s->errors, &s->events);
+	s->errors = s->events = 0;
+	for (size_t i = 0; i < job->n_terms; i++) {
+		const char *name = job->terms[i].target;
+		const struct obs_target_snap *tt = obs_snapshot_target(env->snap, name);
+		const struct fit_score *f = env->fit ? fit_lookup(env->fit, name) : NULL;
+		uint64_t errors, events;
+
+		if (tt) {
+			fit_error_counts(tt, &errors, &events);
+			s->errors += errors;
+			s->events += events;
+		}
+		num += job->terms[i].weight * (f ? f->score : NAN);
+		den += job->terms[i].weight;
+	}
+	s->fitness = den > 0 ? num / den : NAN;
 	s->rss_bytes = t->rss_bytes;
 	return true;
 }
@@ -424,7 +441,8 @@ static void why_of(struct ctx *c, char *buf, size_t size)
 		    (long long)tune_knob_round(&j->def.knobs[i], j->x[i], j->max[i]));
 	if (n < size)
 		snprintf(buf + n, size - n,
-			 "; fitness of %s now %.3f (median of %zu ticks); kept only if the canary "
+			 "; fitness of the objective (%s) now %.3f (median of %zu ticks); kept "
+			 "only if the canary "
 			 "shows it better",
 			 j->def.target, before_fitness(j), j->nbefore);
 }
@@ -947,7 +965,7 @@ static void job_step(struct ctx *c)
 {
 	struct job *j = c->j;
 	struct safe_canary_sample s;
-	bool have = sample_of(c->env, j->def.target, &s);
+	bool have = sample_of(c->env, &j->def, &s);
 
 	if (j->phase == TP_CANARY) {
 		canary_step(c, &s, have);
