@@ -26,13 +26,17 @@ K=$T_DIR/app
 mkdir -p "$K"
 echo 4 >"$K/workers"
 echo 4 >"$K/unused"
-# Short canaries for a test; changes may follow each other closely.
+# Short canaries for a test; changes may follow each other closely; the objective is the
+# app's error rate against an SLO (fitness weights: errors only), so no baseline is learned.
 sed -i -e 's/^  duration: 5m$/  duration: 20s/' \
 	-e 's/^  min_samples: 30 .*$/  min_samples: 10/' \
 	-e 's/^  changes_per_hour: 6 .*$/  changes_per_hour: 60/' \
+	-e 's/^  latency: 0.4$/  latency: 0/' -e 's/^  throughput: 0.2$/  throughput: 0/' \
+	-e 's/^  cost: 0.1$/  cost: 0/' \
 	-e 's/^  error_rate_increase: 0.1%$/  error_rate_increase: 5%/' \
 	-e 's/^    targets: 1 .*$/&\n  cooldown: 1s/' "$P"
 t_add_target app comm knobapp
+sed -i "s|^    comm: knobapp\$|&\n    slo: {error_rate: 1%}|" "$P"
 cat >>"$P" <<EOF
 tuning:
   jobs:

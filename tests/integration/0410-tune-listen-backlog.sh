@@ -50,6 +50,8 @@ P=$T_DIR/etc/policy.yaml
 sed -i -e 's/^  duration: 5m$/  duration: 20s/' \
 	-e 's/^  min_samples: 30 .*$/  min_samples: 10/' \
 	-e 's/^  changes_per_hour: 6 .*$/  changes_per_hour: 60/' \
+	-e 's/^  latency: 0.4$/  latency: 0/' -e 's/^  throughput: 0.2$/  throughput: 0/' \
+	-e 's/^  cost: 0.1$/  cost: 0/' \
 	-e 's/^    targets: 1 .*$/&\n  cooldown: 1s\n  flapping: {changes: 100, within: 1m}/' \
 	-e 's/^action_classes:$/&\n  - name: tune\n    description: tuning trials, announced a second before\n    approval: notify\n    delay: 1s/' \
 	"$P"

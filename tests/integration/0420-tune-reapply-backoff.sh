@@ -25,8 +25,11 @@ echo 4 >"$K/workers"
 sed -i -e 's/^  duration: 5m$/  duration: 15s/' \
 	-e 's/^  min_samples: 30 .*$/  min_samples: 10/' \
 	-e 's/^  changes_per_hour: 6 .*$/  changes_per_hour: 60/' \
+	-e 's/^  latency: 0.4$/  latency: 0/' -e 's/^  throughput: 0.2$/  throughput: 0/' \
+	-e 's/^  cost: 0.1$/  cost: 0/' \
 	-e 's/^    targets: 1 .*$/&\n  cooldown: 1s\n  flapping: {changes: 100, within: 1m}/' "$P"
 t_add_target app comm knobapp
+sed -i "s|^    comm: knobapp\$|&\n    slo: {error_rate: 1%}|" "$P"
 cat >>"$P" <<EOF
 tuning:
   jobs:
