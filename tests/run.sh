@@ -43,13 +43,13 @@ run_unit() { # build dir
 }
 
 run_integration() { # script build
-	local s=$1 b=$2 out rc last p f name
+	local s=$1 b=$2 out rc last p f name t0=$SECONDS
 	name="$s [$b]"
 	out=$(mktemp)
 	HS_BUILD=$b timeout --kill-after=10 "$TEST_TIMEOUT" bash "$s" >"$out" 2>&1
 	rc=$?
 	last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
-	printf '%-52s ' "$name"
+	printf '%-52s %4ds  ' "$name" $((SECONDS - t0))
 	if [ $rc -eq 77 ]; then
 		skipped=$((skipped + 1))
 		echo "skipped: $(tail -n 1 "$out")"
@@ -88,5 +88,5 @@ fi
 
 echo
 for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
-echo "$passed passed, $failed failed, $skipped skipped"
+echo "$passed passed, $failed failed, $skipped skipped ($((SECONDS / 60)) min $((SECONDS % 60)) s)"
 [ "$failed" -eq 0 ]

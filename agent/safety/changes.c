@@ -448,7 +448,8 @@ int safe_changes_conclude(struct safe_changes *sc, int64_t id, bool keep, int ve
 		safe_gate_record(&sc->gate, &p, SAFE_OUTCOME_KEPT);
 		log_notice("change %" PRId64 " kept: %s", id, reason ?: "");
 	} else {
-		r = act_revert(&l->res);
+		/* a change a switchback canary left switched off holds nothing to undo */
+		r = l->res.reverted ? 0 : act_revert(&l->res);
 		if (r == 0 || r == -ESRCH || r == -EOPNOTSUPP) {
 			o.result = MEM_RESULT_ROLLED_BACK;
 			o.failure_reason = reason ?: "";
@@ -471,6 +472,42 @@ int safe_changes_conclude(struct safe_changes *sc, int64_t id, bool keep, int ve
 	if (!keep)
 		live_remove(sc, l);
 	return r;
+}
+
+int safe_changes_switch(struct safe_changes *sc, int64_t id, bool on, const char *why)
+{
+	struct safe_live *l = safe_changes_live(sc, id);
+	struct act_result res;
+	int r;
+
+	if (!l || l->kept)
+		return -ENOENT;
+	if (on == !l->res.reverted)
+		return 0;
+	if (on) {
+		r = act_apply(&l->res.req, &res);
+		if (r) {
+			act_result_release(&res);
+		} else {
+			act_result_release(&l->res);
+			l->res = res;
+		}
+	} else {
+		r = act_revert(&l->res);
+	}
+	mem_audit(sc->mem, "homeostat", on ? "change.switch_on" : "change.switch_off", id, "%s%s%s",
+		  why, r ? ": failed: " : "", r ? l->res.why : "");
+	if (r)
+		log_warn("change %" PRId64 ": switching it %s failed: %s", id, on ? "on" : "off",
+			 l->res.why);
+	return r;
+}
+
+bool safe_changes_is_on(struct safe_changes *sc, int64_t id)
+{
+	struct safe_live *l = safe_changes_live(sc, id);
+
+	return l && !l->res.reverted;
 }
 
 int safe_changes_abandon(struct safe_changes *sc, int64_t id, const char *why)

@@ -122,6 +122,13 @@ int safe_changes_should_attempt(struct safe_changes *sc, const char *target,
 				const struct act_request *req, char *why, size_t whysize);
 /* The live change id, or NULL. */
 struct safe_live *safe_changes_live(struct safe_changes *sc, int64_t id);
+/* A switchback canary's blocks: sets live change id (APPLIED, not yet concluded) on (applied
+ * again, the actuator's result replaced) or off (reverted), without a new record; each switch
+ * is audited ("change.switch_on", "change.switch_off"). Concluding a change that is off
+ * reverts nothing. 0, -ENOENT (not live, or kept) or the actuator's -errno. */
+int safe_changes_switch(struct safe_changes *sc, int64_t id, bool on, const char *why);
+/* Is live change id applied (not switched off)? False when it is not live. */
+bool safe_changes_is_on(struct safe_changes *sc, int64_t id);
 /* Gives change id (KEPT or APPLIED) up without touching the host: someone else changed the
  * value since, and it is theirs now. Recorded as ROLLED_BACK with "abandoned: " why, so that
  * memory does not try it again; no longer live. 0 or -errno (memory). */

@@ -588,14 +588,36 @@ static void report(struct ctx *c, enum tune_outcome o, double fitness)
 }
 
 /* The trial's changes are applied: the canary starts against the before window. */
+/* Switches every change of the trial on or off (a switchback block). 0 or -errno. */
+static int trial_switch(struct ctx *c, bool on)
+{
+	struct job *j = c->j;
+	int r = 0;
+
+	for (size_t i = 0; i < j->nids && !r; i++)
+		r = safe_changes_switch(c->env->changes, j->ids[i], on,
+					on ? "switchback canary: an on block"
+					   : "switchback canary: an off block");
+	return r;
+}
+
+/* The trial's changes are applied: the canary starts. A knob that takes effect at once is
+ * judged in switchback blocks (off, on, off, ...: both arms see the same drift of the
+ * workload), when the policy's canary is long enough for two blocks; one that needs a
+ * restart, or a short canary, against the window before. */
 static void canary_start(struct ctx *c)
 {
 	struct job *j = c->j;
+	const struct safe_canary *pc = &c->env->policy->canary;
+	bool restart = needs_restart(c);
+	bool sw = !restart && pc->switchback_block_ms > 0 &&
+		  pc->duration_ms >= 2 * pc->switchback_block_ms;
 	struct safe_canary_cfg cfg;
 	int r;
 
-	safe_canary_cfg_init(&cfg, c->env->policy, SAFE_CANARY_BEFORE_AFTER);
-	if (needs_restart(c)) {
+	safe_canary_cfg_init(&cfg, c->env->policy,
+			     sw ? SAFE_CANARY_SWITCHBACK : SAFE_CANARY_BEFORE_AFTER);
+	if (restart) {
 		cfg.warmup_ticks = RESTART_WARMUP;
 		if (restart_target(c, "the value takes effect when the target restarts")) {
 			trial_conclude(c, false, SAFE_VERDICT_INCONCLUSIVE, NULL,
@@ -606,9 +628,12 @@ static void canary_start(struct ctx *c)
 			return;
 		}
 	}
-	if (cfg.min_samples > j->nbefore)
+	if (!sw && cfg.min_samples > j->nbefore)
 		cfg.min_samples = j->nbefore ? j->nbefore : 1;
-	r = safe_canary_new(&cfg, (int64_t)c->env->mono_ms, j->before, j->nbefore, &j->run);
+	r = sw ? trial_switch(c, false) : 0; /* a switchback run starts with an off block */
+	if (!r)
+		r = safe_canary_new(&cfg, (int64_t)c->env->mono_ms, sw ? NULL : j->before,
+				    sw ? 0 : j->nbefore, &j->run);
 	if (r) {
 		trial_conclude(c, false, SAFE_VERDICT_INCONCLUSIVE, NULL,
 			       "the canary could not start");
@@ -617,8 +642,17 @@ static void canary_start(struct ctx *c)
 		set_phase(c, TP_BASELINE);
 		return;
 	}
-	note(c, "trial %u: change %" PRId64 " applied, canary for %lld s against %zu ticks before",
-	     j->trial, j->ids[0], (long long)(cfg.duration_ms / 1000), j->nbefore);
+	if (sw)
+		note(c,
+		     "trial %u: change %" PRId64 " applied, switchback canary for %lld s in "
+		     "blocks of %lld s (off first)",
+		     j->trial, j->ids[0], (long long)(cfg.duration_ms / 1000),
+		     (long long)(cfg.block_ms / 1000));
+	else
+		note(c,
+		     "trial %u: change %" PRId64 " applied, canary for %lld s against %zu ticks "
+		     "before",
+		     j->trial, j->ids[0], (long long)(cfg.duration_ms / 1000), j->nbefore);
 	set_phase(c, TP_CANARY);
 }
 
@@ -927,7 +961,7 @@ static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool 
 	for (size_t i = 0; i < j->nids; i++) {
 		struct safe_live *l = safe_changes_live(c->env->changes, j->ids[i]);
 
-		if (l && act_verify(&l->res.req, &l->res) == -ESTALE) {
+		if (l && !l->res.reverted && act_verify(&l->res.req, &l->res) == -ESTALE) {
 			char why[NOTE_MAX];
 
 			snprintf(why, sizeof(why),
@@ -948,9 +982,28 @@ static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool 
 		log_warn_errno(r, "tuning job %s: canary tick", j->def.name);
 		return;
 	}
+	if (step.action == SAFE_CANARY_SWITCH_ON || step.action == SAFE_CANARY_SWITCH_OFF) {
+		if (trial_switch(c, step.action == SAFE_CANARY_SWITCH_ON)) {
+			note(c, "trial %u: a switchback block could not be set; rolled back",
+			     j->trial);
+			trial_conclude(c, false, SAFE_VERDICT_INCONCLUSIVE, NULL,
+				       "the switchback canary could not switch the change");
+			report(c, TUNE_REFUSED, NAN);
+			trial_release(j);
+			before_reset(j);
+			set_phase(c, TP_BASELINE);
+		}
+		return;
+	}
 	if (step.action != SAFE_CANARY_BREACH && step.action != SAFE_CANARY_DONE)
 		return;
 	breach = step.action == SAFE_CANARY_BREACH;
+	/* kept: the change stays, so it must be on (a switchback run may end in an off block) */
+	if (!breach && step.verdict == SAFE_VERDICT_KEEP && trial_switch(c, true)) {
+		step.verdict = SAFE_VERDICT_INCONCLUSIVE;
+		snprintf(step.reason, sizeof(step.reason),
+			 "kept by the judge, but it could not be switched on again");
+	}
 	if (safe_canary_json(j->run, json, sizeof(json)) < 0)
 		snprintf(json, sizeof(json), "{}");
 	note(c, "trial %u (change %" PRId64 "): %s%s, %" PRIu64 " samples against %" PRIu64 ": %s",

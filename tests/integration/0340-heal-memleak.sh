@@ -30,6 +30,9 @@ t_config
 sed -i '/^  - name: leaky$/,/^      error_rate/d' "$T_DIR/etc/policy.yaml" # the default's example
 t_add_target leaky comm leaky restart "/bin/sh $T_DIR/restart-leaky.sh"
 R=$T_DIR/etc/remediations/memory-leak.yaml
+# this runbook alone: on a loaded machine another (runaway-cpu on leaky's run queue) may open
+# an episode of its own, which is not what this test is about
+find "$T_DIR/etc/remediations" -name '*.yaml' ! -name memory-leak.yaml -delete
 sed -i 's/window: 10m/window: 10s/; s/threshold: 1MiB /threshold: 256KiB /; s/window: 1m/window: 5s/;
 	s/threshold: 256MiB/threshold: 16MiB/; s/for: 2m/for: 2s/; s/duration: 30s/duration: 3s/;
 	s/within: 5m/within: 60s/' "$R"

@@ -15,35 +15,13 @@
 # hs-asan: yes
 . "$(dirname "$0")/lib.sh"
 
-LSERVER=$HS_TOP/$HS_BUILD/workloads/lserver
-[ -x "$LSERVER" ] || { echo "missing $LSERVER: run make check-tests"; exit 1; }
-command -v ip >/dev/null || skip_all "no ip(8)"
-NS=hs-test-$$
-ns_somaxconn() { ip netns exec "$NS" cat /proc/sys/net/core/somaxconn; }
 host_before=$(cat /proc/sys/net/core/somaxconn)
-
-ip netns add "$NS" || skip_all "cannot make a network namespace"
-on_exit "ip netns pids $NS 2>/dev/null | xargs -r kill -9 2>/dev/null; sleep 0.2; ip netns del $NS"
-ip netns exec "$NS" ip link set lo up
-echo 8 | ip netns exec "$NS" tee /proc/sys/net/core/somaxconn >/dev/null
-cp "$LSERVER" "$T_DIR/lclient"
-
-cat >"$T_DIR/restart-lserver.sh" <<SH
-#!/bin/sh
-# stops the server and starts a new one in its namespace, the way a service manager would
-kill \$(cat "$T_DIR/lserver.pid") 2>/dev/null
-sleep 0.2
-ip netns exec "$NS" setsid "$LSERVER" serve --port 8080 >/dev/null 2>&1 </dev/null &
-echo \$! >"$T_DIR/lserver.pid"
-SH
-chmod 0755 "$T_DIR/restart-lserver.sh"
-on_exit 'kill $(cat "$T_DIR/lserver.pid" 2>/dev/null) 2>/dev/null'
+t_lserver_netns
 
 t_config
 t_add_target web comm lserver restart "/bin/sh $T_DIR/restart-lserver.sh"
 t_start
-ip netns exec "$NS" setsid "$LSERVER" serve --port 8080 >/dev/null 2>&1 </dev/null &
-echo $! >"$T_DIR/lserver.pid"
+t_lserver_start
 first=$(cat "$T_DIR/lserver.pid")
 sleep 0.5
 ip netns exec "$NS" "$T_DIR/lclient" burst --port 8080 >"$T_DIR/client.log" 2>&1 &

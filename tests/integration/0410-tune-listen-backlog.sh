@@ -16,45 +16,17 @@
 # hs-asan: yes
 . "$(dirname "$0")/lib.sh"
 
-LSERVER=$HS_TOP/$HS_BUILD/workloads/lserver
-[ -x "$LSERVER" ] || { echo "missing $LSERVER: run make check-tests"; exit 1; }
-command -v ip >/dev/null || skip_all "no ip(8)"
-NS=hs-test-$$
-ns_somaxconn() { ip netns exec "$NS" cat /proc/sys/net/core/somaxconn; }
 host_before=$(cat /proc/sys/net/core/somaxconn)
 p99_of() { # file first last: median of the bursts' p99_ms over lines first..last
 	sed -n "$2,$3p" "$1" | awk '$1 == "burst" { print $7 }' | sort -n |
 		awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : -1) }'
 }
-
-ip netns add "$NS" || skip_all "cannot make a network namespace"
-on_exit "ip netns pids $NS 2>/dev/null | xargs -r kill -9 2>/dev/null; sleep 0.2; ip netns del $NS"
-ip netns exec "$NS" ip link set lo up
-echo 8 | ip netns exec "$NS" tee /proc/sys/net/core/somaxconn >/dev/null
-cp "$LSERVER" "$T_DIR/lclient"
-
-cat >"$T_DIR/restart-lserver.sh" <<SH
-#!/bin/sh
-# stops the server and starts a new one in its namespace, the way a service manager would
-kill \$(cat "$T_DIR/lserver.pid") 2>/dev/null
-sleep 0.2
-ip netns exec "$NS" setsid "$LSERVER" serve --port 8080 >/dev/null 2>&1 </dev/null &
-echo \$! >"$T_DIR/lserver.pid"
-SH
-chmod 0755 "$T_DIR/restart-lserver.sh"
-on_exit 'kill $(cat "$T_DIR/lserver.pid" 2>/dev/null) 2>/dev/null'
+t_lserver_netns
 
 t_config
-rm -f "$T_DIR"/etc/remediations/*.yaml
+t_tune_policy errors_only
 P=$T_DIR/etc/policy.yaml
-sed -i -e 's/^  duration: 5m$/  duration: 20s/' \
-	-e 's/^  min_samples: 30 .*$/  min_samples: 10/' \
-	-e 's/^  changes_per_hour: 6 .*$/  changes_per_hour: 60/' \
-	-e 's/^  latency: 0.4$/  latency: 0/' -e 's/^  throughput: 0.2$/  throughput: 0/' \
-	-e 's/^  cost: 0.1$/  cost: 0/' \
-	-e 's/^    targets: 1 .*$/&\n  cooldown: 1s\n  flapping: {changes: 100, within: 1m}/' \
-	-e 's/^action_classes:$/&\n  - name: tune\n    description: tuning trials, announced a second before\n    approval: notify\n    delay: 1s/' \
-	"$P"
+sed -i 's/^action_classes:$/&\n  - name: tune\n    description: tuning trials, announced a second before\n    approval: notify\n    delay: 1s/' "$P"
 t_add_target web comm lserver restart "/bin/sh $T_DIR/restart-lserver.sh"
 sed -i "s|^    restart: /bin/sh $T_DIR/restart-lserver.sh\$|&\n    slo: {error_rate: 1%}|" "$P"
 cat >>"$P" <<EOF
@@ -69,8 +41,7 @@ tuning:
 EOF
 check "the test policy is valid" "$HSD" --check-config --policy "$P"
 
-ip netns exec "$NS" setsid "$LSERVER" serve --port 8080 >/dev/null 2>&1 </dev/null &
-echo $! >"$T_DIR/lserver.pid"
+t_lserver_start
 first=$(cat "$T_DIR/lserver.pid")
 sleep 0.5
 ip netns exec "$NS" "$T_DIR/lclient" burst --port 8080 --every 2000 >"$T_DIR/client.log" 2>&1 &

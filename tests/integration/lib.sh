@@ -131,3 +131,52 @@ t_wait_for() {
 	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
 	return 1
 }
+
+# A slow server in a network namespace of its own whose somaxconn is 8, for the listen-queue
+# tests: t_lserver_netns makes $NS (removed at exit), a client binary $T_DIR/lclient (a copy
+# under another name, outside the server's target) and $T_DIR/restart-lserver.sh, which stops
+# the server and starts a new one in the namespace as a service manager would;
+# t_lserver_start starts the server (its pid in $T_DIR/lserver.pid).
+t_lserver_netns() {
+	LSERVER=$HS_TOP/$HS_BUILD/workloads/lserver
+	[ -x "$LSERVER" ] || { echo "missing $LSERVER: run make check-tests"; exit 1; }
+	command -v ip >/dev/null || skip_all "no ip(8)"
+	NS=hs-test-$$
+	ip netns add "$NS" || skip_all "cannot make a network namespace"
+	on_exit "ip netns pids $NS 2>/dev/null | xargs -r kill -9 2>/dev/null; sleep 0.2; ip netns del $NS"
+	ip netns exec "$NS" ip link set lo up
+	echo 8 | ip netns exec "$NS" tee /proc/sys/net/core/somaxconn >/dev/null
+	cp "$LSERVER" "$T_DIR/lclient"
+	cat >"$T_DIR/restart-lserver.sh" <<SH
+#!/bin/sh
+kill \$(cat "$T_DIR/lserver.pid") 2>/dev/null
+sleep 0.2
+ip netns exec "$NS" setsid "$LSERVER" serve --port 8080 >/dev/null 2>&1 </dev/null &
+echo \$! >"$T_DIR/lserver.pid"
+SH
+	chmod 0755 "$T_DIR/restart-lserver.sh"
+	on_exit 'kill $(cat "$T_DIR/lserver.pid" 2>/dev/null) 2>/dev/null'
+}
+t_lserver_start() {
+	ip netns exec "$NS" setsid "$LSERVER" serve --port 8080 >/dev/null 2>&1 </dev/null &
+	echo $! >"$T_DIR/lserver.pid"
+}
+ns_somaxconn() { ip netns exec "$NS" cat /proc/sys/net/core/somaxconn; }
+
+# The test policy of the tuning tests: no runbooks, 30 s canaries of at least 10 samples per
+# arm (switchback blocks of 5 s where a knob allows it), changes allowed close together (60 an
+# hour, 1 s cooldown, no flapping limit in practice).
+# With errors_only, the fitness weighs the error rate alone (the targets give it an SLO), so
+# that no baseline has to be learned first.
+t_tune_policy() { # [errors_only]
+	local p=$T_DIR/etc/policy.yaml
+	rm -f "$T_DIR"/etc/remediations/*.yaml
+	sed -i -e 's/^  duration: 5m$/  duration: 30s/' -e 's/^  switchback_block: 30s$/  switchback_block: 5s/' \
+		-e 's/^  min_samples: 30 .*$/  min_samples: 10/' \
+		-e 's/^  changes_per_hour: 6 .*$/  changes_per_hour: 60/' \
+		-e 's/^    targets: 1 .*$/&\n  cooldown: 1s\n  flapping: {changes: 100, within: 1m}/' "$p"
+	if [ "${1:-}" = errors_only ]; then
+		sed -i -e 's/^  latency: 0.4$/  latency: 0/' -e 's/^  throughput: 0.2$/  throughput: 0/' \
+			-e 's/^  cost: 0.1$/  cost: 0/' "$p"
+	fi
+}
