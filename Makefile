@@ -33,8 +33,8 @@ endif
 
 # Debian 12 packages the build, the tests and the benchmarks need.
 DEPS := clang llvm clang-format gcc make pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev \
-	libsqlite3-dev sqlite3 libyaml-dev libcmocka-dev iproute2 procps util-linux \
-	python3
+	libsqlite3-dev sqlite3 libyaml-dev libcmocka-dev libcapstone-dev iproute2 procps \
+	util-linux python3
 # ... and those only the benchmarks need (bench/overhead.sh compares with syscount).
 BENCH_DEPS := libbpf-tools
 
@@ -42,7 +42,7 @@ CFLAGS ?= -g -O2
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wformat=2 -Wshadow \
 	-D_GNU_SOURCE -Iagent -Iagent/lib -Ibpf -I$(OUT)/skel $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
-LDLIBS := -lbpf -lelf -lz -lsqlite3 -lyaml -lm
+LDLIBS := -lbpf -lelf -lz -lsqlite3 -lyaml -lcapstone -lm
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Ibpf -Wall -Werror
 

@@ -37,7 +37,6 @@ static int value_read(const struct act_request *req, char *value, size_t size);
 static int nice_validate(const struct act_request *req, char *why, size_t size);
 static int signal_validate(const struct act_request *req, char *why, size_t size);
 static int restart_validate(const struct act_request *req, char *why, size_t size);
-static int patch_validate(const struct act_request *req, char *why, size_t size);
 
 static const struct act_desc descs[ACT_KIND_COUNT] = {
     [ACT_KIND_RLIMIT] = {ACT_KIND_RLIMIT, "rlimit",
@@ -72,10 +71,11 @@ static const struct act_desc descs[ACT_KIND_COUNT] = {
 			  false, "a restart cannot be undone: the old process is gone",
 			  restart_validate, NULL, act_restart_apply, event_verify, event_revert},
     [ACT_KIND_PATCH] = {ACT_KIND_PATCH, "patch",
-			"a hot function of a running program has a better alternative: patch "
-			"its text (not implemented yet, issue 6)",
-			false, "text patches are not implemented yet (issue 6)", patch_validate,
-			NULL, NULL, NULL, NULL},
+			"a hot function of a running program has a better alternative: replace "
+			"the first instructions of its entry with a jump to it, every thread "
+			"stopped (patch.c)",
+			true, NULL, act_patch_validate, act_patch_read, act_patch_apply,
+			act_patch_verify, act_patch_revert},
     [ACT_KIND_FILE] = {ACT_KIND_FILE, "file",
 		       "an application reads a setting from a file of its own (workers, cache "
 		       "size): write its one value, atomically, keeping owner and mode",
@@ -244,6 +244,27 @@ static int put_raw(char *buf, size_t size, size_t *n, const char *fmt, ...)
 	return 0;
 }
 
+/* printf (octal escapes: dash's printf has no \x) piped into dd at the patch's address. */
+static int patch_revert_command(const struct act_request *req, const struct act_result *res,
+				const char *value, char *buf, size_t size, size_t *n)
+{
+	uint8_t b[ACT_PATCH_MAX];
+	size_t len;
+	int r;
+
+	if (!res || !res->patch_at || act_hex_parse(value, b, sizeof(b), &len) || !len)
+		return -EINVAL;
+	r = put_raw(buf, size, n, "printf '");
+	for (size_t i = 0; i < len && !r; i++)
+		r = put_raw(buf, size, n, "\\%03o", b[i]);
+	if (!r)
+		r = put_raw(buf, size, n,
+			    "' | dd of=/proc/%d/mem bs=%zu count=1 seek=$((0x%llx)) "
+			    "oflag=seek_bytes iflag=fullblock conv=notrunc status=none",
+			    (int)req->pid, len, (unsigned long long)res->patch_at);
+	return r;
+}
+
 int act_revert_command(const struct act_request *req, const struct act_result *res,
 		       const char *value, char *buf, size_t size)
 {
@@ -322,6 +343,9 @@ int act_revert_command(const struct act_request *req, const struct act_result *r
 		else if (!r)
 			r = put_raw(buf, size, &n, " -p %d", (int)req->pid);
 		break;
+	case ACT_KIND_PATCH:
+		r = patch_revert_command(req, res, value, buf, size, &n);
+		break;
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -377,11 +401,6 @@ static int restart_validate(const struct act_request *req, char *why, size_t siz
 		    why, size, -EINVAL, "restart timeout %u ms must be between 1 and %d (0: %d)",
 		    req->restart.timeout_ms, ACT_RESTART_TIMEOUT_MAX_MS, ACT_RESTART_TIMEOUT_MS);
 	return 0;
-}
-
-static int patch_validate(const struct act_request *req, char *why, size_t size)
-{
-	return act_why(why, size, -EOPNOTSUPP, "%s", descs[ACT_KIND_PATCH].not_revertible);
 }
 
 int act_validate(const struct act_request *req, char *why, size_t size)

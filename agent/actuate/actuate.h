@@ -1,5 +1,5 @@
 /* actuate.h - the only code that changes the host: rlimit, sysctl, cgroup, nice, signal,
- * restart (text patch: issue 6). Each actuator reads, applies, verifies and reverts.
+ * restart, file, text patch. Each actuator reads, applies, verifies and reverts.
  *
  * Why: every change homeostat makes goes through this one narrow, typed interface, so that it
  * can be audited in one place and later move into a separate privileged process (privilege
@@ -41,6 +41,9 @@
  *   starts it and returns at once with result->pidfd, which the caller polls (epoll: readable
  *   when the command exits) and then calls act_poll(); act_poll() kills the command's process
  *   group with SIGKILL once its timeout has passed. act_result_release() frees it.
+ * - patch: every thread of the process is stopped with ptrace for the write (microseconds to
+ *   a millisecond), no thread may be inside the bytes replaced; before and after are those
+ *   bytes in hex, and revert_cmd a dd into /proc/PID/mem. Nothing is ever unmapped.
  */
 #ifndef HS_ACTUATE_H
 #define HS_ACTUATE_H
@@ -71,7 +74,7 @@ enum act_kind {
 	ACT_KIND_NICE,
 	ACT_KIND_SIGNAL,
 	ACT_KIND_RESTART,
-	ACT_KIND_PATCH, /* not implemented yet (issue 6): every call is -EOPNOTSUPP */
+	ACT_KIND_PATCH, /* redirect a function of a running process to an alternative (patch.c) */
 	ACT_KIND_FILE,	/* an application knob: one value in a file of its own (files.c) */
 	ACT_KIND_COUNT,
 };
@@ -126,10 +129,30 @@ struct act_restart {
 	unsigned timeout_ms; /* 0: ACT_RESTART_TIMEOUT_MS; at most ACT_RESTART_TIMEOUT_MAX_MS */
 };
 
+/* Redirect a function of a running process to an alternative in the same address space by
+ * replacing whole instructions at its entry with a jump (patch.c, mechanism b of issue 6):
+ * every thread stopped with ptrace, no thread inside the bytes replaced, written through
+ * /proc/PID/mem, read back, resumed. Functions built with -fpatchable-function-entry=N,M
+ * (M >= 5 NOPs before the entry, 2 at it) get the libpulp-style layout: the jump goes into
+ * the NOPs before the entry and a 2-byte short jump at the entry reaches it. */
+#define ACT_PATCH_MAX	   32	       /* bytes replaced at most */
+#define ACT_PATCH_CODE_MAX (64u << 10) /* a function's bytes checked for branches, at most */
+#define ACT_PATCH_PRE_MAX  16	       /* bytes before the entry looked at for the layout */
+#define ACT_PATCH_TRIES	   20	       /* stops while a thread is inside the bytes, then -EBUSY */
+struct act_patch {
+	uint64_t addr; /* the function's entry in req.pid's address space */
+	uint64_t to;   /* the alternative's entry, in the same address space */
+	uint64_t size; /* the function's size (ELF st_size); branches into the replaced bytes
+			* are looked for in [addr, addr + size). 0: unknown, refused */
+	char function[ACT_NAME_MAX];	/* names, for messages and records: "hot_fn" */
+	char alternative[ACT_NAME_MAX]; /* "hot_fn__alt_fast" */
+};
+
 struct act_request {
 	enum act_kind kind;
-	/* RLIMIT, NICE, SIGNAL: the process (> 0; > 1 for SIGNAL). RESTART: optionally the
-	 * process being replaced (0: none), only reported. SYSCTL, CGROUP, FILE: must be 0. */
+	/* RLIMIT, NICE, SIGNAL, PATCH: the process (> 0; > 1 for SIGNAL and PATCH). RESTART:
+	 * optionally the process being replaced (0: none), only reported. SYSCTL, CGROUP,
+	 * FILE: must be 0. */
 	pid_t pid;
 	/* Optional: the start time of pid (field 22 of /proc/PID/stat); when not 0 the action
 	 * is refused with -ESRCH unless pid still has it. */
@@ -141,6 +164,7 @@ struct act_request {
 	struct act_signal signal;
 	struct act_restart restart;
 	struct act_file file;
+	struct act_patch patch; /* PATCH: pid > 1 is the process */
 };
 
 struct act_result {
@@ -164,6 +188,15 @@ struct act_result {
 	int restart_rc;	     /* act_poll()'s answer once done: 0, -EIO, -ETIMEDOUT */
 	bool restart_done;   /* reaped */
 	bool restart_killed; /* past its deadline: SIGKILL sent to its process group */
+	/* PATCH: before and after are the replaced bytes in hex ("f30f1efa55...") */
+	uint64_t patch_at;		   /* first byte written: addr, or before it (layout) */
+	unsigned patch_len;		   /* bytes written, at most ACT_PATCH_MAX */
+	uint8_t patch_orig[ACT_PATCH_MAX]; /* what was there */
+	uint8_t patch_new[ACT_PATCH_MAX];  /* what was written */
+	bool patch_layout;		   /* the -fpatchable-function-entry layout was used */
+	unsigned patch_threads;		   /* threads stopped for the last apply or revert */
+	uint64_t patch_pause_ns;	   /* how long they were stopped (the last stop) */
+	unsigned patch_retries;		   /* stops given up because a thread was inside */
 };
 
 /* One row of the actuator table (bpftune style: what it changes and why it exists). */
@@ -179,6 +212,15 @@ struct act_desc {
 	int (*verify)(const struct act_request *req, const struct act_result *res);
 	int (*revert)(struct act_result *res);
 };
+
+/* Is pid still the process that had start time start (field 22 of /proc/PID/stat), and not a
+ * zombie? */
+bool act_same_process(pid_t pid, unsigned long long start);
+/* How the process pid (with start time start) ended, while it is a zombie nobody reaped yet:
+ * its wait status (field 52 of /proc/PID/stat); -EAGAIN while it runs, -ESRCH once gone. */
+int act_pid_exit_status(pid_t pid, unsigned long long start);
+/* The start time and the comm (may be NULL) of pid. 0, -ESRCH or -errno. */
+int act_pid_identity(pid_t pid, unsigned long long *start, char *comm, size_t size);
 
 /* The table row of kind, or NULL when out of range. */
 const struct act_desc *act_desc(enum act_kind kind);
@@ -198,7 +240,8 @@ void act_request_init(struct act_request *req, enum act_kind kind);
  * outside /sys/fs/cgroup or not on a cgroup file system). */
 int act_validate(const struct act_request *req, char *why, size_t size);
 /* The current value as text, the way before and after are written; nothing changes.
- * -EOPNOTSUPP for SIGNAL, RESTART and PATCH. */
+ * PATCH: the bytes apply would replace, in hex (the plan's refusal when it would refuse).
+ * -EOPNOTSUPP for SIGNAL and RESTART. */
 int act_read(const struct act_request *req, char *value, size_t size);
 /* The value apply would write given the value before (as act_read() gives it), without
  * touching anything: what a dry run reports and what memory fingerprints. -EOPNOTSUPP for
@@ -229,9 +272,44 @@ void act_result_release(struct act_result *res);
 int act_revert_command(const struct act_request *req, const struct act_result *res,
 		       const char *value, char *buf, size_t size);
 
+/* ---- text patches (patch.c) ---- */
+
+/* What act_patch_plan() decided: the bytes [at, at + len) of the process are replaced by
+ * bytes[0..len). orig is what the caller's buffers hold there. */
+struct act_patch_plan {
+	uint64_t at;
+	unsigned len;
+	uint8_t orig[ACT_PATCH_MAX];
+	uint8_t bytes[ACT_PATCH_MAX];
+	bool layout;   /* -fpatchable-function-entry: jump before the entry, short jump at it */
+	bool absolute; /* ff 25 00000000 <abs64> (14 bytes) instead of e9 <rel32> (5 bytes) */
+	unsigned skip; /* a leading endbr64 kept as it is: 4, else 0 */
+};
+
+/* Plans the entry patch of the function at addr (code: its first n bytes, n its ELF size or
+ * ACT_PATCH_CODE_MAX if less) to jump to `to`; pre: the npre bytes just before addr (0 when
+ * unknown). Pure: decodes with capstone, touches nothing.
+ * - A leading endbr64 stays; the jump follows it.
+ * - Layout: when the entry (after endbr64) holds a 2-byte NOP (66 90, or 90 90) and pre ends
+ *   with at least as many 0x90 as the jump needs, the jump goes there and the entry gets
+ *   `eb XX` back to it.
+ * - Else whole instructions covering the jump are replaced; the rest of the last one is
+ *   filled with int3 (0xcc), so that anything that ever lands there traps at once instead of
+ *   sliding into the next instruction.
+ * Refusals, with the instruction and its offset in why: -EOPNOTSUPP (shorter than the jump,
+ * an undecodable instruction, a branch, call, ret, int or syscall, or a RIP-relative operand
+ * in the bytes replaced, a branch of the function into them), -EALREADY (the entry already
+ * holds a jump), -EINVAL (no code, addr or to 0, addr == to). */
+int act_patch_plan(const uint8_t *code, size_t n, uint64_t addr, uint64_t to, const uint8_t *pre,
+		   size_t npre, struct act_patch_plan *out, char *why, size_t size);
+/* n bytes as lowercase hex, "f30f1efa"; -ENAMETOOLONG when buf is too small. */
+int act_hex_format(const uint8_t *b, size_t n, char *buf, size_t size);
+/* Hex (either case, even length, nothing else) into b; *n its length. -EINVAL, -E2BIG. */
+int act_hex_parse(const char *s, uint8_t *b, size_t max, size_t *n);
+
 /* The actuator state of an applied change (request, process and namespace identity, thread
- * count) as one line, "v=1 kind=rlimit pid=42 start=123 resource=nofile soft=2048", for the
- * memory's changes.act column. 0, -ENAMETOOLONG, -EINVAL, -EOPNOTSUPP (PATCH). */
+ * count, bytes of a patch) as one line, "v=1 kind=rlimit pid=42 start=123 resource=nofile
+ * soft=2048", for the memory's changes.act column. 0, -ENAMETOOLONG, -EINVAL. */
 int act_spec_format(const struct act_result *res, char *buf, size_t size);
 /* Rebuilds res from such a line and the stored before and after values: applied, pidfd -1,
  * revert_cmd set, ready for act_verify() or act_revert(). -EPROTO (another version),

@@ -45,6 +45,13 @@ int act_restart_poll(struct act_result *res);
 void act_restart_release(struct act_result *res);
 int act_rlimit_validate(const struct act_request *req, char *why, size_t size);
 
+/* patch.c */
+int act_patch_validate(const struct act_request *req, char *why, size_t size);
+int act_patch_read(const struct act_request *req, char *value, size_t size);
+int act_patch_apply(const struct act_request *req, struct act_result *res);
+int act_patch_verify(const struct act_request *req, const struct act_result *res);
+int act_patch_revert(struct act_result *res);
+
 /* knobs.c */
 int act_sysctl_validate(const struct act_request *req, char *why, size_t size);
 int act_cgroup_validate(const struct act_request *req, char *why, size_t size);

@@ -102,6 +102,61 @@ int act_pid_state(pid_t pid, char *state)
 	return 0;
 }
 
+bool act_same_process(pid_t pid, unsigned long long start)
+{
+	unsigned long long now;
+	char state;
+
+	return act_pid_start(pid, &now) == 0 && now == start && act_pid_state(pid, &state) == 0 &&
+	       state != 'Z' && state != 'X' && state != 'x';
+}
+
+int act_pid_exit_status(pid_t pid, unsigned long long start)
+{
+	unsigned long long now;
+	char buf[1024], state;
+	const char *p;
+	int status;
+
+	if (act_pid_start(pid, &now) || now != start || read_stat(pid, buf, sizeof(buf), &p))
+		return -ESRCH;
+	state = *p;
+	if (state != 'Z' && state != 'X' && state != 'x')
+		return -EAGAIN;
+	/* field 52, exit_code: 49 fields after the state */
+	for (int i = 0; i < 49; i++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return -ESRCH;
+		p++;
+	}
+	if (sscanf(p, "%d", &status) != 1 || status < 0)
+		return -ESRCH;
+	return status;
+}
+
+int act_pid_identity(pid_t pid, unsigned long long *start, char *comm, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd, r;
+
+	r = act_pid_start(pid, start);
+	if (r || !comm || !size)
+		return r;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno == -ENOENT ? -ESRCH : -errno;
+	n = read(fd, comm, size - 1);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	return 0;
+}
+
 /* ---- rlimit ---- */
 
 static const struct {

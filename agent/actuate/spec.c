@@ -4,8 +4,9 @@
  * after kill -9, `homeostat rollback ID` after a restart). The database keeps before and
  * after already; this line keeps the rest of struct act_result that revert needs: the typed
  * request, the identity of the process (start time) and of the network namespace, the
- * thread count of a nice change. It is also how an approved change is applied later exactly
- * as it was proposed.
+ * thread count of a nice change, the address and the bytes of a text patch (orig and new in
+ * hex, so that a patch can be reverted after kill -9 even if before and after are lost). It is also
+ * how an approved change is applied later exactly as it was proposed.
  *
  * Format: "v=1 kind=KIND key=value ...", blank-separated; in values, '%', '=', blanks and
  * control characters are written %XX. Unknown keys are refused, so that a line written by a
@@ -64,6 +65,23 @@ static void put_num(struct spec_buf *b, const char *key, unsigned long long v)
 
 	snprintf(num, sizeof(num), "%llu", v);
 	put_str(b, key, num);
+}
+
+static void put_hex(struct spec_buf *b, const char *key, uint64_t v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "0x%llx", (unsigned long long)v);
+	put_str(b, key, num);
+}
+
+static void put_bytes(struct spec_buf *b, const char *key, const uint8_t *v, size_t n)
+{
+	char hex[2 * ACT_PATCH_MAX + 1];
+
+	if (act_hex_format(v, n, hex, sizeof(hex)))
+		b->err = -ENAMETOOLONG;
+	put_str(b, key, hex);
 }
 
 static void put_int(struct spec_buf *b, const char *key, long long v)
@@ -132,6 +150,20 @@ int act_spec_format(const struct act_result *res, char *buf, size_t size)
 		if (q->restart.timeout_ms)
 			put_num(&b, "timeout_ms", q->restart.timeout_ms);
 		break;
+	case ACT_KIND_PATCH:
+		if (res->patch_len > ACT_PATCH_MAX)
+			return -EINVAL;
+		put_hex(&b, "addr", q->patch.addr);
+		put_hex(&b, "to", q->patch.to);
+		put_num(&b, "size", q->patch.size);
+		put_str(&b, "function", q->patch.function);
+		put_str(&b, "alternative", q->patch.alternative);
+		put_hex(&b, "at", res->patch_at);
+		put_num(&b, "len", res->patch_len);
+		put_bytes(&b, "orig", res->patch_orig, res->patch_len);
+		put_bytes(&b, "new", res->patch_new, res->patch_len);
+		put_int(&b, "layout", res->patch_layout);
+		break;
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -170,6 +202,29 @@ static int get_ull(const char *v, unsigned long long *out)
 		return -EINVAL;
 	*out = (unsigned long long)x;
 	return 0;
+}
+
+/* "0x" and hex digits, exactly. */
+static int get_hex(const char *v, uint64_t *out)
+{
+	char *end;
+
+	if (strncmp(v, "0x", 2) || !isxdigit((unsigned char)v[2]))
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(v + 2, &end, 16);
+	return *end || errno ? -EINVAL : 0;
+}
+
+/* Hex bytes, exactly res->patch_len of them (len is written, and must come, first). */
+static int get_bytes(const struct act_result *res, const char *v, uint8_t *out)
+{
+	size_t n = 0;
+	int err = act_hex_parse(v, out, ACT_PATCH_MAX, &n);
+
+	if (err)
+		return err;
+	return n == res->patch_len && n ? 0 : -EINVAL;
 }
 
 static int get_int(const char *v, long long min, long long max, long long *out)
@@ -288,10 +343,73 @@ static int spec_key(struct act_result *res, const char *k, const char *v)
 			return err;
 		}
 		break;
+	case ACT_KIND_PATCH:
+		if (streq(k, "addr"))
+			return get_hex(v, &q->patch.addr);
+		if (streq(k, "to"))
+			return get_hex(v, &q->patch.to);
+		if (streq(k, "size")) {
+			err = get_ull(v, &u);
+			q->patch.size = u;
+			return err;
+		}
+		if (streq(k, "function"))
+			return copy(q->patch.function, sizeof(q->patch.function), v);
+		if (streq(k, "alternative"))
+			return copy(q->patch.alternative, sizeof(q->patch.alternative), v);
+		if (streq(k, "at"))
+			return get_hex(v, &res->patch_at);
+		if (streq(k, "len")) {
+			err = get_int(v, 1, ACT_PATCH_MAX, &i);
+			res->patch_len = (unsigned)i;
+			return err;
+		}
+		if (streq(k, "orig"))
+			return get_bytes(res, v, res->patch_orig);
+		if (streq(k, "new"))
+			return get_bytes(res, v, res->patch_new);
+		if (streq(k, "layout")) {
+			err = get_int(v, 0, 1, &i);
+			res->patch_layout = i != 0;
+			return err;
+		}
+		break;
 	default:
 		break;
 	}
 	return -EINVAL;
+}
+
+/* A patch's bytes must all be there, and agree with before and after when those are given
+ * (else before and after are made from them). */
+static int patch_state(struct act_result *res, char *why, size_t whysize)
+{
+	static const uint8_t none[ACT_PATCH_MAX];
+	char orig[2 * ACT_PATCH_MAX + 1], new[2 * ACT_PATCH_MAX + 1];
+	const struct act_patch *q = &res->req.patch;
+
+	if (!res->patch_len || !res->patch_at || !memcmp(res->patch_new, none, res->patch_len))
+		return act_why(why, whysize, -EINVAL, "a patch needs at, len, orig and new");
+	act_hex_format(res->patch_orig, res->patch_len, orig, sizeof(orig));
+	act_hex_format(res->patch_new, res->patch_len, new, sizeof(new));
+	/* what patch.c writes: a jump first, and with the layout the short jump last */
+	if ((res->patch_new[0] != 0xe9 &&
+	     (res->patch_new[0] != 0xff || res->patch_new[1] != 0x25)) ||
+	    (res->patch_layout && res->patch_new[res->patch_len - 2] != 0xeb))
+		return act_why(why, whysize, -EINVAL, "the new bytes of a patch are not a jump");
+	/* the layout starts before the entry and holds it; else at it or after an endbr64 */
+	if (res->patch_layout
+		? res->patch_at >= q->addr || q->addr - res->patch_at >= res->patch_len
+		: res->patch_at != q->addr && res->patch_at != q->addr + 4)
+		return act_why(why, whysize, -EINVAL, "patch bytes at 0x%llx do not hold 0x%llx",
+			       (unsigned long long)res->patch_at, (unsigned long long)q->addr);
+	if ((res->before[0] && !streq(res->before, orig)) ||
+	    (res->after[0] && !streq(res->after, new)))
+		return act_why(why, whysize, -EINVAL,
+			       "before and after are not the patch's orig and new bytes");
+	strcpy(res->before, orig);
+	strcpy(res->after, new);
+	return 0;
 }
 
 int act_spec_parse(const char *spec, const char *before, const char *after, struct act_result *res,
@@ -345,6 +463,11 @@ int act_spec_parse(const char *spec, const char *before, const char *after, stru
 	if (copy(res->before, sizeof(res->before), before ?: "") ||
 	    copy(res->after, sizeof(res->after), after ?: ""))
 		return act_why(why, whysize, -ENAMETOOLONG, "value too long");
+	if (res->req.kind == ACT_KIND_PATCH) {
+		err = patch_state(res, why, whysize);
+		if (err)
+			return err;
+	}
 	res->applied = true;
 	act_revert_command(&res->req, res, res->before, res->revert_cmd, sizeof(res->revert_cmd));
 	return 0;

@@ -4,7 +4,10 @@
  * file offset (addr - start + mapping offset) and from there into an ELF virtual address
  * through the PT_LOAD segment that holds that offset. That one formula covers fixed executables,
  * PIE executables and shared libraries alike. The symbol is the last function symbol at or
- * below that address (and, when the symbol has a size, covering it).
+ * below that address (and, when the symbol has a size, covering it). Lookups by name (for
+ * redirects) run the same formula backwards: symbol value, segment, file offset, the
+ * executable mapping of that file holding the offset. Every alias is kept, so that any name
+ * of a function can be looked up; by address the best ranked alias answers.
  *
  * The file behind a mapping is opened through /proc/PID/root (so that containers work); when
  * that is not the mapped inode any more (replaced on upgrade, deleted), through
@@ -37,8 +40,13 @@ struct sym_entry {
 	uint64_t addr;
 	uint64_t size;
 	uint32_t name; /* offset into names */
-	uint32_t rank; /* lower is preferred among aliases at one address */
+	uint32_t rank; /* lower is preferred among aliases at one address; SYM_IFUNC set for
+			* an STT_GNU_IFUNC (its address is the resolver's), SYM_OLDVER for a
+			* symbol version that is not the default (memcpy@GLIBC_2.2.5) */
 };
+
+#define SYM_IFUNC  (1u << 31)
+#define SYM_OLDVER (1u << 30)
 
 struct sym_segment {
 	uint64_t offset, vaddr, filesz;
@@ -289,15 +297,31 @@ static Elf_Scn *find_symtab(Elf *elf, GElf_Shdr *out)
 	return dyn;
 }
 
+/* The .gnu.version of a .dynsym (one GElf_Versym a symbol), or NULL. */
+static Elf_Data *find_versym(Elf *elf)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_GNU_versym)
+			return elf_getdata(scn, NULL);
+	}
+	return NULL;
+}
+
 static int read_symbols(Elf *elf, struct elf_tab *t)
 {
 	GElf_Shdr sh;
 	Elf_Scn *scn = find_symtab(elf, &sh);
-	Elf_Data *data;
+	Elf_Data *data, *versym = NULL;
 	size_t n, names_len = 1, names_cap = 4096, k = 0;
 
 	if (!scn)
 		return 0; /* stripped: the module is still known */
+	if (sh.sh_type == SHT_DYNSYM)
+		versym = find_versym(elf);
 	data = elf_getdata(scn, NULL);
 	if (!data || !sh.sh_entsize)
 		return -EINVAL;
@@ -338,19 +362,20 @@ static int read_symbols(Elf *elf, struct elf_tab *t)
 			t->names = p;
 		}
 		memcpy(t->names + names_len, name, len);
+		GElf_Versym vs = 0;
+
+		if (versym && !gelf_getversym(versym, (int)i, &vs))
+			vs = 0;
 		t->syms[k++] = (struct sym_entry){sym.st_value, sym.st_size, (uint32_t)names_len,
-						  sym_rank(&sym, name)};
+						  sym_rank(&sym, name) |
+						      (type == STT_GNU_IFUNC ? SYM_IFUNC : 0) |
+						      ((vs & 0x8000) ? SYM_OLDVER : 0)};
 		names_len += len;
 	}
+	/* Aliases at one address sort best ranked first: that one names the address. */
 	qsort(t->syms, k, sizeof(*t->syms), sym_cmp);
-	/* One name an address: the best ranked alias, which sorts first. */
-	size_t w = 0;
-
-	for (size_t i = 0; i < k; i++)
-		if (!w || t->syms[w - 1].addr != t->syms[i].addr)
-			t->syms[w++] = t->syms[i];
-	t->nsyms = w;
-	t->bytes = sizeof(*t) + w * sizeof(*t->syms) + names_len;
+	t->nsyms = k;
+	t->bytes = sizeof(*t) + k * sizeof(*t->syms) + names_len;
 	return 0;
 }
 
@@ -446,9 +471,12 @@ static const struct sym_entry *sym_find(const struct sym_entry *v, size_t n, uin
 	}
 	if (!lo)
 		return NULL;
-	if (v[lo - 1].size && addr >= v[lo - 1].addr + v[lo - 1].size)
+	lo--;
+	while (lo && v[lo - 1].addr == v[lo].addr) /* the best ranked alias */
+		lo--;
+	if (v[lo].size && addr >= v[lo].addr + v[lo].size)
 		return NULL;
-	return &v[lo - 1];
+	return &v[lo];
 }
 
 /* ---- processes ---- */
@@ -661,6 +689,176 @@ int obs_sym_user(struct obs_symbolizer *s, int pid, uint64_t addr, struct obs_sy
 		break;
 	}
 	return 0;
+}
+
+/* ---- by name ---- */
+
+static bool is_object(const struct proc_map *m, const char *object, const char *exe)
+{
+	if (!object)
+		return streq(m->path, exe);
+	if (strchr(object, '/'))
+		return streq(m->path, object);
+	return streq(m->module, object);
+}
+
+/* Reads the maps of pid now into p and the symbol table of object: *pm its first executable
+ * mapping, *pt its table (cached, unreferenced: valid until the next evict()). */
+static int object_table(struct obs_symbolizer *s, int pid, const char *object, struct proc *p,
+			struct proc_map **pm, struct elf_tab **pt)
+{
+	char path[64], exe[PATH_MAX] = "";
+	ssize_t n;
+	int fd, err;
+
+	if (!object) {
+		snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+		n = readlink(path, exe, sizeof(exe) - 1);
+		if (n < 0)
+			return errno == ENOENT ? -ESRCH : -errno;
+		exe[n] = '\0';
+	}
+	err = parse_maps(pid, p);
+	if (err)
+		return err;
+	*pm = NULL;
+	for (size_t i = 0; i < p->nmaps && !*pm; i++)
+		if (is_object(&p->maps[i], object, exe))
+			*pm = &p->maps[i];
+	if (!*pm)
+		return -ENXIO;
+	fd = open_mapped(pid, *pm);
+	if (fd < 0)
+		return fd;
+	*pt = elf_tab_get(s, fd);
+	err = errno;
+	close(fd);
+	if (!*pt)
+		return err ? -err : -ENOEXEC;
+	(*pt)->last_use = ++s->clock;
+	return 0;
+}
+
+/* The runtime address of the ELF virtual address vaddr of the file mapped by m. */
+static int place(const struct proc *p, const struct proc_map *m, const struct elf_tab *t,
+		 uint64_t vaddr, uint64_t *addr)
+{
+	for (unsigned i = 0; i < t->nsegs; i++) {
+		const struct sym_segment *g = &t->segs[i];
+		uint64_t off;
+
+		if (vaddr < g->vaddr || vaddr >= g->vaddr + g->filesz)
+			continue;
+		off = vaddr - g->vaddr + g->offset;
+		for (size_t j = 0; j < p->nmaps; j++) {
+			const struct proc_map *o = &p->maps[j];
+
+			if (o->dev != m->dev || o->ino != m->ino || !streq(o->path, m->path))
+				continue;
+			if (off >= o->offset && off < o->offset + (o->end - o->start)) {
+				*addr = o->start + (off - o->offset);
+				return 0;
+			}
+		}
+		break;
+	}
+	return -ENOENT; /* not in an executable part of the file mapped now */
+}
+
+/* Lower is better among the symbols of one name: the default version, then global. */
+static unsigned find_key(const struct sym_entry *e)
+{
+	return ((e->rank & SYM_OLDVER) ? 4 : 0) | ((e->rank >> 24 & 0x3) ? 1 : 0);
+}
+
+int obs_sym_find(struct obs_symbolizer *s, int pid, const char *object, const char *name,
+		 struct obs_sym_addr *out)
+{
+	struct proc p = {.pid = pid};
+	const struct sym_entry *hit = NULL;
+	struct proc_map *m;
+	struct elf_tab *t;
+	bool twice = false;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!name || !*name)
+		return -EINVAL;
+	err = object_table(s, pid, object, &p, &m, &t);
+	for (size_t i = 0; !err && i < t->nsyms; i++) {
+		const struct sym_entry *e = &t->syms[i];
+
+		if (!streq(t->names + e->name, name) || (hit && hit->addr == e->addr))
+			continue;
+		/* the best kind wins; two of the best kind at two addresses are ambiguous */
+		if (!hit || find_key(e) < find_key(hit)) {
+			hit = e;
+			twice = false;
+		} else if (find_key(e) == find_key(hit)) {
+			twice = true;
+		}
+	}
+	if (!err && !hit)
+		err = -ENOENT;
+	if (!err && twice)
+		err = -ENOTUNIQ;
+	if (!err && (hit->rank & SYM_IFUNC))
+		err = -EOPNOTSUPP;
+	if (!err)
+		err = place(&p, m, t, hit->addr, &out->addr);
+	if (!err) {
+		out->size = hit->size;
+		hs_strlcpy(out->object, m->module, sizeof(out->object));
+	}
+	proc_clear(&p);
+	evict(s);
+	return err;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int obs_sym_alternatives(struct obs_symbolizer *s, int pid, const char *object, const char *fn,
+			 char names[][OBS_SYM_NAME_MAX], int max)
+{
+	struct proc p = {.pid = pid};
+	_cleanup_free_ const char **v = NULL;
+	char prefix[OBS_SYM_NAME_MAX + 8];
+	size_t plen, nv = 0;
+	struct proc_map *m;
+	struct elf_tab *t;
+	int err, stored = 0;
+
+	if (!fn || !*fn || max < 0)
+		return -EINVAL;
+	if (snprintf(prefix, sizeof(prefix), "%s__alt_", fn) >= (int)sizeof(prefix))
+		return -ENAMETOOLONG;
+	plen = strlen(prefix);
+	err = object_table(s, pid, object, &p, &m, &t);
+	if (!err) {
+		v = calloc(t->nsyms ? t->nsyms : 1, sizeof(*v));
+		if (!v)
+			err = -ENOMEM;
+	}
+	for (size_t i = 0; !err && i < t->nsyms; i++) {
+		const char *name = t->names + t->syms[i].name;
+		size_t len = strlen(name);
+
+		if (len > plen && len < OBS_SYM_NAME_MAX && !strncmp(name, prefix, plen) &&
+		    !(t->syms[i].rank & (SYM_IFUNC | SYM_OLDVER)))
+			v[nv++] = name;
+	}
+	if (!err) {
+		qsort(v, nv, sizeof(*v), name_cmp);
+		for (size_t i = 0; i < nv && stored < max; i++)
+			if (!i || !streq(v[i], v[i - 1]))
+				strcpy(names[stored++], v[i]);
+	}
+	proc_clear(&p);
+	evict(s);
+	return err ? err : stored;
 }
 
 /* ---- kernel ---- */

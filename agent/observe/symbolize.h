@@ -51,6 +51,36 @@ void obs_sym_forget_procs(struct obs_symbolizer *s);
  * than a capture). Returns 0 or -errno (-ESRCH: already gone). */
 int obs_sym_prime(struct obs_symbolizer *s, int pid);
 
+/* ---- by name (for redirects: issue 6) ---- */
+
+#define OBS_SYM_NAME_MAX 128 /* symbol names returned, NUL included (as ACT_NAME_MAX) */
+
+struct obs_sym_addr {
+	uint64_t addr;		       /* the function's entry in the process */
+	uint64_t size;		       /* its ELF st_size (0: unknown) */
+	char object[OBS_SYM_NAME_MAX]; /* basename of the file that defines it */
+};
+
+/*
+ * The runtime address and size of the function (STT_FUNC) `name` in process pid, read from
+ * the symbol table of a file it maps now (maps are read afresh: the cache may be older than
+ * a dlopen). object: NULL for the main executable (/proc/PID/exe), else a mapped file's path
+ * as /proc/PID/maps shows it or its basename ("libc.so.6"). PIE and shared libraries are
+ * placed through their executable mapping and its file offset.
+ * 0; -ENXIO (no such object mapped executable), -ENOENT (no such function), -ENOTUNIQ (two
+ * local functions of that name), -EOPNOTSUPP (an IFUNC: its address is the resolver's),
+ * -ESRCH (no process), -ENOEXEC (not an ELF file), or another -errno.
+ */
+int obs_sym_find(struct obs_symbolizer *s, int pid, const char *object, const char *name,
+		 struct obs_sym_addr *out);
+/*
+ * The functions of the same object named FN__alt_NAME (issue 6's naming convention for the
+ * alternatives of FN), sorted by name, at most max of them into names (longer names are
+ * skipped). Returns how many were stored, or the errors of obs_sym_find().
+ */
+int obs_sym_alternatives(struct obs_symbolizer *s, int pid, const char *object, const char *fn,
+			 char names[][OBS_SYM_NAME_MAX], int max);
+
 struct obs_sym_stats {
 	unsigned elfs;	    /* parsed ELF files in the cache */
 	size_t cache_bytes; /* their memory */

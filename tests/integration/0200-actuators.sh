@@ -319,6 +319,7 @@ t1=$(date +%s%N)
 check "a restart past its timeout is killed (-ETIMEDOUT)" rc_is -ETIMEDOUT
 check "within 3 s ($(((t1 - t0) / 1000000)) ms)" [ $(((t1 - t0) / 1000000)) -lt 3000 ]
 
+# text patches: tests/integration/0500-redirect-patch.sh
 act apply patch
-check "text patches are not implemented (-EOPNOTSUPP)" rc_is -EOPNOTSUPP
+check "a patch without a process is refused (-EINVAL)" rc_is -EINVAL
 t_done

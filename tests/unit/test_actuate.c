@@ -47,7 +47,8 @@ static void test_table(void **state)
 		assert_string_equal(mem_kind_name((enum mem_kind)k), names[k]);
 		assert_int_equal(act_kind_from_name(names[k]), k);
 		assert_true(strlen(d->why) > 20);
-		assert_int_equal(d->revertible, k <= ACT_KIND_NICE || k == ACT_KIND_FILE);
+		assert_int_equal(d->revertible,
+				 k <= ACT_KIND_NICE || k == ACT_KIND_PATCH || k == ACT_KIND_FILE);
 		if (!d->revertible)
 			assert_non_null(d->not_revertible);
 	}
@@ -341,9 +342,10 @@ static void test_validate_process(void **state)
 	assert_int_equal(validate(&req), -EINVAL);
 	assert_string_equal(why, "restart command is longer than 1023 bytes");
 
+	/* the patch's own cases are in test_patch.c */
 	act_request_init(&req, ACT_KIND_PATCH);
-	assert_int_equal(validate(&req), -EOPNOTSUPP);
-	assert_string_equal(why, "text patches are not implemented yet (issue 6)");
+	assert_int_equal(validate(&req), -EINVAL);
+	assert_string_equal(why, "a patch needs one process other than init (pid > 1), not 0");
 	req.kind = ACT_KIND_COUNT;
 	assert_int_equal(validate(&req), -EINVAL);
 	assert_string_equal(why, "unknown actuator kind 8");
@@ -851,7 +853,7 @@ static void test_read(void **state)
 	strcpy(req.restart.command, "true");
 	assert_int_equal(act_read(&req, value, sizeof(value)), -EOPNOTSUPP);
 	act_request_init(&req, ACT_KIND_PATCH);
-	assert_int_equal(act_read(&req, value, sizeof(value)), -EOPNOTSUPP);
+	assert_int_equal(act_read(&req, value, sizeof(value)), -EINVAL);
 }
 
 /* The file actuator on a real file: apply keeps owner and mode, verify, an admin's edit
@@ -930,10 +932,12 @@ static void test_patch(void **state)
 	struct act_request req;
 	struct act_result res;
 
+	/* the patch actuator itself is tested in test_patch.c and 0500-redirect-patch.sh */
 	act_request_init(&req, ACT_KIND_PATCH);
-	assert_int_equal(act_apply(&req, &res), -EOPNOTSUPP);
-	assert_string_equal(res.why, "text patches are not implemented yet (issue 6)");
-	assert_int_equal(act_revert(&res), -EOPNOTSUPP);
+	assert_int_equal(act_apply(&req, &res), -EINVAL);
+	assert_string_equal(res.why, "a patch needs one process other than init (pid > 1), not 0");
+	assert_false(res.applied);
+	assert_int_equal(act_revert(&res), -EINVAL);
 }
 
 int main(void)

@@ -1,5 +1,7 @@
 /* test_symbolize.c - addresses of this very test (a PIE) and of its libc back to their names,
- * the errors for what cannot be resolved, and the bounded cache (sharing and eviction).
+ * the errors for what cannot be resolved, and the bounded cache (sharing and eviction); and
+ * back: names to the addresses and sizes a redirect patches (obs_sym_find), and the
+ * alternatives of a function by issue 6's naming convention (obs_sym_alternatives).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +24,28 @@ __attribute__((noinline)) static int sym_test_static_target(int x)
 __attribute__((noinline)) int sym_test_global_target(int x)
 {
 	return sym_test_static_target(x) + 2;
+}
+
+/* A function and its alternatives, each different (identical code could be folded). */
+__attribute__((noipa)) long sym_test_hot(long x)
+{
+	return x * 5 + 1;
+}
+
+__attribute__((noipa)) long sym_test_hot__alt_fast(long x)
+{
+	return x * 5 + 2;
+}
+
+__attribute__((noipa)) long sym_test_hot__alt_b(long x)
+{
+	return x * 5 + 3;
+}
+
+/* only the prefix: not an alternative */
+__attribute__((noipa)) long sym_test_hot__alt_(long x)
+{
+	return x * 5 + 4;
 }
 
 static int setup(void **state)
@@ -151,6 +175,66 @@ static void test_kernel_below_everything(void **state)
 	assert_string_equal(sym.module, "[kernel]");
 }
 
+static void test_find_by_name(void **state)
+{
+	struct obs_symbolizer *s = *state;
+	struct obs_sym_addr a;
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	assert_int_equal(sym_test_hot(1) + sym_test_hot__alt_fast(1) + sym_test_hot__alt_b(1) +
+			     sym_test_hot__alt_(1),
+			 6 + 7 + 8 + 9);
+	/* the main executable: a PIE, placed through its mapping */
+	assert_int_equal(obs_sym_find(s, getpid(), NULL, "sym_test_hot", &a), 0);
+	assert_int_equal(a.addr, (uintptr_t)&sym_test_hot);
+	assert_true(a.size > 0 && a.size < 64);
+	assert_string_equal(a.object, "test_symbolize");
+	assert_int_equal(obs_sym_find(s, getpid(), NULL, "sym_test_static_target", &a), 0);
+	assert_int_equal(a.addr, (uintptr_t)&sym_test_static_target);
+	/* by basename and by path */
+	assert_int_equal(obs_sym_find(s, getpid(), "test_symbolize", "sym_test_hot__alt_b", &a), 0);
+	assert_int_equal(a.addr, (uintptr_t)&sym_test_hot__alt_b);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	assert_int_equal(obs_sym_find(s, getpid(), exe, "sym_test_hot__alt_fast", &a), 0);
+	assert_int_equal(a.addr, (uintptr_t)&sym_test_hot__alt_fast);
+	/* a shared library, at its load address */
+	assert_int_equal(obs_sym_find(s, getpid(), "libc.so.6", "getppid", &a), 0);
+	assert_int_equal(a.addr, (uintptr_t)&getppid);
+	assert_string_equal(a.object, "libc.so.6");
+	/* memcpy@@GLIBC_2.14 is an IFUNC (memcpy@GLIBC_2.2.5, a plain FUNC, is not the
+	 * default version) */
+	assert_int_equal(obs_sym_find(s, getpid(), "libc.so.6", "memcpy", &a), -EOPNOTSUPP);
+	/* what is not there */
+	assert_int_equal(obs_sym_find(s, getpid(), NULL, "sym_test_nothing", &a), -ENOENT);
+	assert_int_equal(a.addr, 0);
+	assert_int_equal(obs_sym_find(s, getpid(), NULL, "getppid", &a), -ENOENT);
+	assert_int_equal(obs_sym_find(s, getpid(), "libnothing.so.1", "getppid", &a), -ENXIO);
+	assert_int_equal(obs_sym_find(s, getpid(), NULL, "", &a), -EINVAL);
+	assert_int_equal(obs_sym_find(s, INT_MAX, NULL, "sym_test_hot", &a), -ESRCH);
+}
+
+static void test_alternatives(void **state)
+{
+	struct obs_symbolizer *s = *state;
+	char names[4][OBS_SYM_NAME_MAX];
+
+	assert_int_equal(obs_sym_alternatives(s, getpid(), NULL, "sym_test_hot", names, 4), 2);
+	assert_string_equal(names[0], "sym_test_hot__alt_b");
+	assert_string_equal(names[1], "sym_test_hot__alt_fast");
+	assert_int_equal(obs_sym_alternatives(s, getpid(), NULL, "sym_test_hot", names, 1), 1);
+	assert_string_equal(names[0], "sym_test_hot__alt_b");
+	assert_int_equal(
+	    obs_sym_alternatives(s, getpid(), "test_symbolize", "sym_test_hot__alt_b", names, 4),
+	    0);
+	assert_int_equal(obs_sym_alternatives(s, getpid(), "libc.so.6", "sym_test_hot", names, 4),
+			 0);
+	assert_int_equal(obs_sym_alternatives(s, getpid(), "libnothing.so", "f", names, 4), -ENXIO);
+	assert_int_equal(obs_sym_alternatives(s, INT_MAX, NULL, "sym_test_hot", names, 4), -ESRCH);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -161,6 +245,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cache_shares_tables, setup, teardown),
 	    cmocka_unit_test(test_cache_budget),
 	    cmocka_unit_test_setup_teardown(test_kernel_below_everything, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_find_by_name, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_alternatives, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
