@@ -23,6 +23,8 @@ struct fit;
 struct safe_changes;
 struct heal_engine;
 struct tune_engine;
+struct rd_engine;
+struct rd_env;
 
 struct hs_opts {
 	char *policy; /* absolute paths once main() has resolved them */
@@ -50,6 +52,7 @@ struct hs_daemon {
 	struct safe_changes *changes;  /* every change's life: gate, memory, actuators */
 	struct heal_engine *heal;      /* the runbook engine (agent/remediate/engine.c) */
 	struct tune_engine *tune;      /* the tuning jobs (agent/tune/tuner.c) */
+	struct rd_engine *redirect;    /* the redirects (agent/redirect/engine.c) */
 	int epfd, timer_fd, signal_fd, lock_fd;
 	bool paused;
 	bool stopping;
@@ -68,5 +71,7 @@ struct hs_daemon {
 
 /* Effective mode name: "dry_run" when forced by --dry-run, else the policy's. */
 const char *hs_mode_name(const struct hs_daemon *d);
+/* The redirect engine's view of the daemon now (for the control commands). */
+void hs_rd_env(struct hs_daemon *d, struct rd_env *env);
 
 #endif

@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "memory/memory.h"
 #include "observe/observe.h"
+#include "redirect/engine.h"
 #include "remediate/engine.h"
 #include "remediate/runbook.h"
 #include "safety/changes.h"
@@ -397,16 +398,40 @@ static void tune_env_fill(struct hs_daemon *d, struct tune_env *env, uint64_t mo
 				 .fit = d->fit,
 				 .force_dry_run = d->opts.dry_run,
 				 .paused = d->paused,
+				 .host_busy = rd_engine_busy(d->redirect),
 				 .now_ms = (int64_t)wall_ms(),
 				 .mono_ms = mono_ms};
+}
+
+static void rd_env_fill(struct hs_daemon *d, struct rd_env *env, uint64_t mono_ms)
+{
+	*env = (struct rd_env){.policy = d->policy,
+			       .changes = d->changes,
+			       .mem = d->mem,
+			       .obs = d->obs,
+			       .snap = &d->snap,
+			       .fit = d->fit,
+			       .force_dry_run = d->opts.dry_run,
+			       .paused = d->paused,
+			       .host_busy = tune_engine_busy(d->tune),
+			       .now_ms = (int64_t)wall_ms(),
+			       .mono_ms = mono_ms};
+}
+
+void hs_rd_env(struct hs_daemon *d, struct rd_env *env)
+{
+	rd_env_fill(d, env, d->snap.at_ms ? d->snap.at_ms : mono_us() / 1000);
 }
 
 static void tune_configure(struct hs_daemon *d)
 {
 	struct tune_env env;
+	struct rd_env renv;
 
 	tune_env_fill(d, &env, mono_us() / 1000);
 	tune_engine_configure(d->tune, &env);
+	rd_env_fill(d, &renv, mono_us() / 1000);
+	rd_engine_configure(d->redirect, &renv);
 }
 
 static void heal_tick(struct hs_daemon *d, uint64_t now_ms)
@@ -425,6 +450,14 @@ static void tune_tick(struct hs_daemon *d, uint64_t now_ms)
 	tune_engine_tick(d->tune, &env);
 }
 
+static void rd_tick(struct hs_daemon *d, uint64_t now_ms)
+{
+	struct rd_env env;
+
+	rd_env_fill(d, &env, d->snap.at_ms ? d->snap.at_ms : now_ms);
+	rd_engine_tick(d->redirect, &env);
+}
+
 /* Approved changes nobody waits for any more are denied, not applied behind anyone's back. */
 static void deny_orphans(struct hs_daemon *d)
 {
@@ -433,6 +466,7 @@ static void deny_orphans(struct hs_daemon *d)
 	int r;
 
 	n += tune_engine_waiting(d->tune, ids + n, ARRAY_SIZE(ids) - n);
+	n += rd_engine_waiting(d->redirect, ids + n, ARRAY_SIZE(ids) - n);
 	r = safe_changes_deny_orphans(d->changes, ids, n);
 
 	if (r < 0)
@@ -466,6 +500,7 @@ static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 	}
 	heal_tick(d, now_ms);
 	tune_tick(d, now_ms);
+	rd_tick(d, now_ms);
 	ctl_captures_tick(d, now_ms);
 	ctl_server_expire(d->ctl, now_ms);
 	d->ticks++;
@@ -655,6 +690,14 @@ static void shutdown_daemon(struct hs_daemon *d)
 
 		tune_env_fill(d, &env, mono_us() / 1000);
 		tune_engine_close(d->tune, &env);
+		d->tune = NULL;
+	}
+	if (d->redirect) {
+		struct rd_env env;
+
+		rd_env_fill(d, &env, mono_us() / 1000);
+		rd_engine_close(d->redirect, &env);
+		d->redirect = NULL;
 	}
 	if (d->changes) {
 		safe_changes_close(d->changes);
@@ -760,6 +803,8 @@ int main(int argc, char **argv)
 		err = d.changes ? heal_engine_open(&d.heal) : -ENOMEM;
 		if (!err)
 			err = tune_engine_open(&d.tune);
+		if (!err)
+			err = rd_engine_open(&d.redirect);
 		if (d.changes)
 			safe_changes_init(d.changes, d.mem);
 	}

@@ -2,9 +2,10 @@
  *
  * Sends one request over the control socket, waits for the answer with a deadline, and
  * prints it as tables (render.c) or JSON. Arguments are checked before anything is sent: a
- * change id is a positive decimal integer and nothing else; a profile's arguments follow the
- * protocol's rules (ctl_profile_check()). A profile is answered when its window ends: its
- * deadline is the window plus --timeout. Exit status, for scripts:
+ * change id is a positive decimal integer and nothing else; a profile's and a redirect's
+ * arguments follow the protocol's rules (ctl_profile_check(), ctl_redirect_check()). A command
+ * is one word, or two for "redirect" and its subcommand. A profile is answered when its window
+ * ends: its deadline is the window plus --timeout. Exit status, for scripts:
  *   0   done
  *   1   the daemon answered with an error (its message is on stderr), or output failed
  *   2   cannot reach the daemon, or no valid answer from it in time
@@ -41,7 +42,8 @@ enum cli_exit {
 	CLI_EXIT_USAGE = 64,
 };
 
-/* The commands, in the order of --help; each is the request of the same name (proto.c). */
+/* The commands, in the order of --help; each is the request of the same name (proto.c): one
+ * word, or "redirect" and its subcommand. */
 static const struct cli_cmd {
 	const char *name;
 	const char *args;
@@ -56,6 +58,9 @@ static const struct cli_cmd {
     {"pause", "", "stop making changes until resume"},
     {"resume", "", "make changes again"},
     {"profile", "--target T ...", "CPU, allocation or latency profile of target T"},
+    {"redirect list", "", "the policy's redirects and the processes redirected now"},
+    {"redirect apply", "NAME [ALTERNATIVE]", "try redirect NAME now: ALTERNATIVE, else its next"},
+    {"redirect revert", "ID", "revert the redirect of change ID in every process"},
 };
 
 /* How to print the answer. */
@@ -81,7 +86,10 @@ static void usage(FILE *f)
 		char head[64];
 
 		snprintf(head, sizeof(head), "%s %s", cli_cmds[i].name, cli_cmds[i].args);
-		fprintf(f, "  %-22s %s\n", head, cli_cmds[i].help);
+		if (strlen(head) > 22)
+			fprintf(f, "  %s\n  %-22s %s\n", head, "", cli_cmds[i].help);
+		else
+			fprintf(f, "  %-22s %s\n", head, cli_cmds[i].help);
 	}
 	fprintf(f, "\n"
 		   "options:\n"
@@ -103,6 +111,12 @@ static void usage(FILE *f)
 		   "                         --cpu, the lowest pid for --alloc and --func)\n"
 		   "  --top K                functions shown (default 10)\n"
 		   "  --folded               print only the folded stacks, for flame-graph tools\n"
+		   "\n");
+	fprintf(f, "redirect arguments:\n"
+		   "  NAME                   a redirect of the policy (1 to 32 of [a-z0-9_-])\n"
+		   "  ALTERNATIVE            a symbol of the function's object, 1 to 127 of\n"
+		   "                         [A-Za-z0-9_.$@] (default: the redirect's next one)\n"
+		   "  ID                     any change of the redirect (see 'redirect list')\n"
 		   "\n"
 		   "exit status: 0 done, 1 the daemon answered with an error, 2 cannot reach the\n"
 		   "daemon or no valid answer, 64 usage error\n");
@@ -440,6 +454,57 @@ static bool profile_field_ok(const char *target, unsigned kind, const char *func
 	return ctl_profile_check(&req) == 0;
 }
 
+/* REDIRECT_APPLY's arguments, checked by the protocol's rules; alt NULL when not given. */
+static int redirect_request(const char *name, const char *alt, struct ctl_request *req)
+{
+	struct ctl_request check = {.type = CTL_REQ_REDIRECT_APPLY};
+
+	if (hs_strlcpy(check.redirect, name, sizeof(check.redirect)) < 0 ||
+	    ctl_redirect_check(&check) != 0)
+		return usage_error("invalid redirect name '%s': must be 1 to %d of [a-z0-9_-]",
+				   name, CTL_REDIRECT_NAME_MAX);
+	/* Given, it is not empty: the empty one on the wire means "not given". */
+	if (alt && (!alt[0] || hs_strlcpy(check.alternative, alt, sizeof(check.alternative)) < 0 ||
+		    ctl_redirect_check(&check) != 0))
+		return usage_error("invalid alternative '%s': must be a symbol name, 1 to %d of "
+				   "[A-Za-z0-9_.$@]",
+				   alt, CTL_SYMBOL_MAX);
+	strcpy(req->redirect, check.redirect);
+	strcpy(req->alternative, check.alternative);
+	return 0;
+}
+
+/* The request the command's words name: *words is 1, or 2 for "redirect SUBCOMMAND". */
+static int find_command(int argc, char **argv, const struct ctl_req_desc **desc, int *words)
+{
+	char name[32];
+
+	*desc = NULL;
+	if (streq(argv[0], "redirect")) {
+		if (argc < 2)
+			return usage_error("'redirect' needs a subcommand: list, apply NAME "
+					   "[ALTERNATIVE] or revert ID");
+		if (strlen(argv[1]) < sizeof(name) - strlen("redirect ")) {
+			snprintf(name, sizeof(name), "redirect %s", argv[1]);
+			*desc = ctl_req_desc_by_name(name);
+		}
+		if (!*desc)
+			return usage_error(
+			    "unknown subcommand 'redirect %s': must be list, apply or "
+			    "revert",
+			    argv[1]);
+		*words = 2;
+		return 0;
+	}
+	/* Two-word names are reached only as two words. */
+	if (!strchr(argv[0], ' '))
+		*desc = ctl_req_desc_by_name(argv[0]);
+	if (!*desc)
+		return usage_error("unknown command '%s'", argv[0]);
+	*words = 1;
+	return 0;
+}
+
 static int profile_request(const struct profile_args *a, struct ctl_request *req,
 			   struct cli_out *out, double *timeout)
 {
@@ -524,7 +589,7 @@ int main(int argc, char **argv)
 	struct profile_args prof = {0};
 	double timeout = DEFAULT_TIMEOUT;
 	uint64_t v;
-	int c, r;
+	int c, r, words;
 
 	opterr = 0;
 	/* GNU getopt permutes: options may follow the command ("history --json"). */
@@ -590,12 +655,12 @@ int main(int argc, char **argv)
 
 	if (optind >= argc)
 		return usage_error("no command given");
-	desc = ctl_req_desc_by_name(argv[optind]);
-	if (!desc)
-		return usage_error("unknown command '%s'", argv[optind]);
+	r = find_command(argc - optind, argv + optind, &desc, &words);
+	if (r)
+		return r;
 	req.type = desc->type;
-	argc -= optind + 1;
-	argv += optind + 1;
+	argc -= optind + words;
+	argv += optind + words;
 	if (limit_arg && desc->arg != CTL_ARG_LIMIT)
 		return usage_error("--limit applies to 'history' only");
 	if (prof.any && desc->arg != CTL_ARG_PROFILE)
@@ -633,6 +698,16 @@ int main(int argc, char **argv)
 			return usage_error("'%s' takes options only, got '%s'", desc->name,
 					   argv[0]);
 		r = profile_request(&prof, &req, &out, &timeout);
+		if (r)
+			return r;
+		break;
+	case CTL_ARG_REDIRECT:
+		if (argc < 1 || argc > 2)
+			return usage_error(
+			    "'%s' takes a redirect name and an optional alternative, "
+			    "got %d arguments",
+			    desc->name, argc);
+		r = redirect_request(argv[0], argc > 1 ? argv[1] : NULL, &req);
 		if (r)
 			return r;
 		break;

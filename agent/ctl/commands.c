@@ -4,8 +4,9 @@
  * its memory and build typed tables with the proto.h builder; they never block (every query
  * is a bounded sqlite read). A profile takes seconds: its handler starts the capture and
  * defers the answer (captures.c). A request that changes something (approve, reject, pause,
- * resume) is recorded in the audit trail before it is acknowledged, and the answer carries
- * the audit sequence number, so that an acknowledged request is never lost.
+ * resume, redirect apply and revert) is recorded in the audit trail before it is acknowledged,
+ * and the answer carries the audit sequence number, so that an acknowledged request is never
+ * lost.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -20,6 +21,7 @@
 #include "fitness/fitness.h"
 #include "lib/log.h"
 #include "memory/memory.h"
+#include "redirect/engine.h"
 #include "remediate/engine.h"
 #include "remediate/runbook.h"
 #include "safety/changes.h"
@@ -51,13 +53,14 @@ static void iso_time(int64_t ms, char *buf, size_t size)
 
 static int status_daemon(struct hs_daemon *d, struct ctl_response *r)
 {
-	static const char *const cols[] = {
-	    "version",	"pid",		"mode",	  "paused",   "uptime_s", "tick_ms",	"ticks",
-	    "overruns", "last_tick_us", "policy", "runbooks", "db",	  "last_reload"};
+	static const char *const cols[] = {"version",	   "pid",     "mode",	  "paused",
+					   "uptime_s",	   "tick_ms", "ticks",	  "overruns",
+					   "last_tick_us", "policy",  "runbooks", "db",
+					   "last_reload",  "redirect"};
 	static const enum ctl_col_type types[] = {
 	    CTL_COL_STRING, CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_INT,
 	    CTL_COL_INT,    CTL_COL_INT,    CTL_COL_INT,    CTL_COL_INT,    CTL_COL_STRING,
-	    CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING};
+	    CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING};
 	char when[32];
 	struct timespec ts;
 
@@ -77,11 +80,15 @@ static int status_daemon(struct hs_daemon *d, struct ctl_response *r)
 	ctl_resp_cell_str(r, d->opts.policy);
 	ctl_resp_cell_int(r, d->runbooks ? (int64_t)d->runbooks->n : 0);
 	ctl_resp_cell_str(r, d->opts.db);
-	if (!d->last_reload_at)
-		return ctl_resp_cell_str(r, "none");
-	iso_time((int64_t)d->last_reload_at * 1000, when, sizeof(when));
-	return ctl_resp_cell_strf(r, "%s at %s", d->last_reload_ok ? "ok" : "refused, kept the old",
-				  when);
+	if (!d->last_reload_at) {
+		ctl_resp_cell_str(r, "none");
+	} else {
+		iso_time((int64_t)d->last_reload_at * 1000, when, sizeof(when));
+		ctl_resp_cell_strf(r, "%s at %s",
+				   d->last_reload_ok ? "ok" : "refused, kept the old", when);
+	}
+	/* the mechanisms the redirect engine found at start (the uprobe write's probe verdict) */
+	return ctl_resp_cell_str(r, rd_engine_mechanisms(d->redirect));
 }
 
 /* Each collector with its measured cost (null until the first cost window has closed). */
@@ -777,13 +784,206 @@ static int cmd_profile(struct hs_daemon *d, const struct ctl_request *req, struc
 	return ctl_captures_start(d, req, r);
 }
 
+/* redirect list|apply|revert: the redirect engine (redirect/engine.h) for the operator. */
+
+static const char *yes_no(bool b)
+{
+	return b ? "yes" : "no";
+}
+
+static int redirect_row(const struct rd_status *s, void *ud)
+{
+	struct ctl_response *r = ud;
+
+	ctl_resp_row(r);
+	ctl_resp_cell_str(r, s->name);
+	ctl_resp_cell_str(r, s->target);
+	ctl_resp_cell_str(r, s->function);
+	ctl_resp_cell_str(r, s->phase);
+	ctl_resp_cell_str(r, s->alternative && *s->alternative ? s->alternative : NULL);
+	ctl_resp_cell_int(r, s->tried);
+	ctl_resp_cell_int(r, s->processes);
+	if (isnan(s->hot_share))
+		ctl_resp_cell_null(r);
+	else
+		ctl_resp_cell_real(r, round(s->hot_share * 1000) / 10);
+	if (s->change_id)
+		ctl_resp_cell_int(r, s->change_id);
+	else
+		ctl_resp_cell_null(r);
+	ctl_resp_cell_str(r, s->note);
+	return r->err;
+}
+
+static int live_row(const struct rd_live *l, void *ud)
+{
+	struct ctl_response *r = ud;
+
+	ctl_resp_row(r);
+	ctl_resp_cell_str(r, l->name);
+	ctl_resp_cell_int(r, l->pid);
+	ctl_resp_cell_str(r, l->function);
+	ctl_resp_cell_str(r, l->alternative);
+	ctl_resp_cell_strf(r, "0x%" PRIx64, l->addr);
+	ctl_resp_cell_strf(r, "0x%" PRIx64, l->to);
+	ctl_resp_cell_strf(r, "0x%" PRIx64, l->patch_at);
+	ctl_resp_cell_int(r, l->len);
+	ctl_resp_cell_str(r, l->before);
+	ctl_resp_cell_str(r, l->after);
+	ctl_resp_cell_str(r, yes_no(l->layout));
+	ctl_resp_cell_str(r, yes_no(l->on));
+	ctl_resp_cell_str(r, yes_no(l->kept));
+	if (l->change_id)
+		ctl_resp_cell_int(r, l->change_id);
+	else
+		ctl_resp_cell_null(r);
+	return r->err;
+}
+
+/* Each redirect of the policy with its phase, each process redirected now with the bytes
+ * written, and the mechanisms this kernel offers. No engine: empty tables, mechanisms "none". */
+static int cmd_redirect_list(struct hs_daemon *d, const struct ctl_request *req,
+			     struct ctl_response *r)
+{
+	static const char *const cols[] = {"name",	  "target", "function",	 "phase",
+					   "alternative", "tried",  "processes", "hot_pct",
+					   "change",	  "note"};
+	static const enum ctl_col_type types[] = {
+	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
+	    CTL_COL_INT,    CTL_COL_INT,    CTL_COL_REAL,   CTL_COL_INT,    CTL_COL_STRING};
+	static const char *const lcols[] = {
+	    "name",  "pid",    "function", "alternative", "addr", "to",	  "patch_at",
+	    "bytes", "before", "after",	   "layout",	  "on",	  "kept", "change"};
+	static const enum ctl_col_type ltypes[] = {
+	    CTL_COL_STRING, CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING,
+	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_INT,    CTL_COL_STRING, CTL_COL_STRING,
+	    CTL_COL_STRING, CTL_COL_STRING, CTL_COL_STRING, CTL_COL_INT};
+	static const char *const mcols[] = {"available"};
+	static const enum ctl_col_type mtypes[] = {CTL_COL_STRING};
+	struct rd_env env;
+	int n;
+
+	_Static_assert(ARRAY_SIZE(cols) == ARRAY_SIZE(types), "columns and types");
+	_Static_assert(ARRAY_SIZE(lcols) == ARRAY_SIZE(ltypes), "columns and types");
+	ctl_resp_table(r, "redirects", ARRAY_SIZE(cols), cols, types);
+	n = d->redirect ? rd_engine_status(d->redirect, redirect_row, r) : 0;
+	if (n < 0 && !r->err)
+		return ctl_resp_error(r, n, "cannot list the redirects: %s", strerror(-n));
+	ctl_resp_table(r, "live", ARRAY_SIZE(lcols), lcols, ltypes);
+	if (d->redirect) {
+		hs_rd_env(d, &env);
+		n = rd_engine_live(d->redirect, &env, live_row, r);
+		if (n < 0 && !r->err)
+			return ctl_resp_error(r, n, "cannot list the redirected processes: %s",
+					      strerror(-n));
+	}
+	ctl_resp_table(r, "mechanisms", ARRAY_SIZE(mcols), mcols, mtypes);
+	ctl_resp_row(r);
+	return ctl_resp_cell_str(r, d->redirect ? rd_engine_mechanisms(d->redirect) : "none");
+}
+
+/* Records the operator's request in the audit trail before it is carried out: its sequence
+ * number, or the error, then set in r. */
+static int64_t redirect_audit(struct hs_daemon *d, struct ctl_response *r, const char *event,
+			      const char *what)
+{
+	int64_t seq = mem_audit(d->mem, "operator", event, 0, "%s by the operator", what);
+
+	if (seq < 0)
+		ctl_resp_error(r, (int)seq, "cannot record '%s': %s", what, mem_last_error(d->mem));
+	return seq;
+}
+
+static int cmd_redirect_apply(struct hs_daemon *d, const struct ctl_request *req,
+			      struct ctl_response *r)
+{
+	static const char *const cols[] = {"audit_seq", "redirect", "alternative"};
+	static const enum ctl_col_type types[] = {CTL_COL_INT, CTL_COL_STRING, CTL_COL_STRING};
+	const char *alt = req->alternative[0] ? req->alternative : NULL;
+	char why[ACT_WHY_MAX + 256] = "", what[256];
+	struct rd_env env;
+	int64_t seq;
+	int err;
+
+	if (!d->redirect)
+		return ctl_resp_error(
+		    r, -ENOENT, "redirect '%s': the daemon runs no redirect engine", req->redirect);
+	snprintf(what, sizeof(what), "redirect apply %s%s%s", req->redirect, alt ? " " : "",
+		 alt ?: "");
+	seq = redirect_audit(d, r, "redirect apply", what);
+	if (seq < 0)
+		return r->status;
+	hs_rd_env(d, &env);
+	/* The engine's why names the redirect, and it logs the start. */
+	err = rd_engine_apply(d->redirect, &env, req->redirect, alt, why, sizeof(why));
+	if (err < 0 && *why)
+		return ctl_resp_error(r, err, "%s", why);
+	if (err < 0)
+		return ctl_resp_error(r, err, "redirect '%s': %s", req->redirect, strerror(-err));
+	if (*why)
+		ctl_resp_message(r, "%s", why);
+	else
+		ctl_resp_message(r, "redirect %s: trial starts (%s%s)", req->redirect,
+				 alt ? "alternative " : "its next alternative", alt ?: "");
+	ctl_resp_table(r, "result", ARRAY_SIZE(cols), cols, types);
+	ctl_resp_row(r);
+	ctl_resp_cell_int(r, seq);
+	ctl_resp_cell_str(r, req->redirect);
+	return ctl_resp_cell_str(r, alt);
+}
+
+static int cmd_redirect_revert(struct hs_daemon *d, const struct ctl_request *req,
+			       struct ctl_response *r)
+{
+	static const char *const cols[] = {"audit_seq", "change"};
+	static const enum ctl_col_type types[] = {CTL_COL_INT, CTL_COL_INT};
+	char why[ACT_WHY_MAX + 256] = "", what[64];
+	struct rd_env env;
+	int64_t seq;
+	int err;
+
+	if (!d->redirect)
+		return ctl_resp_error(
+		    r, -ENOENT, "change %" PRIu64 ": the daemon runs no redirect engine", req->id);
+	if (req->id > INT64_MAX)
+		return ctl_resp_error(r, -ENOENT, "change %" PRIu64 " not found", req->id);
+	snprintf(what, sizeof(what), "redirect revert %" PRIu64, req->id);
+	seq = redirect_audit(d, r, "redirect revert", what);
+	if (seq < 0)
+		return r->status;
+	hs_rd_env(d, &env);
+	/* The engine's why names the change or the redirect. */
+	err = rd_engine_revert(d->redirect, &env, (int64_t)req->id, why, sizeof(why));
+	if (err < 0 && *why)
+		return ctl_resp_error(r, err, "%s", why);
+	if (err < 0)
+		return ctl_resp_error(r, err, "change %" PRIu64 ": %s", req->id, strerror(-err));
+	log_notice("change %" PRIu64 ": redirect reverted by the operator", req->id);
+	if (*why)
+		ctl_resp_message(r, "%s", why);
+	else
+		ctl_resp_message(r, "change %" PRIu64 ": redirect reverted in every process",
+				 req->id);
+	ctl_resp_table(r, "result", ARRAY_SIZE(cols), cols, types);
+	ctl_resp_row(r);
+	ctl_resp_cell_int(r, seq);
+	return ctl_resp_cell_int(r, (int64_t)req->id);
+}
+
 static int (*const handlers[])(struct hs_daemon *, const struct ctl_request *,
 			       struct ctl_response *) = {
-    [CTL_REQ_STATUS] = cmd_status,     [CTL_REQ_HISTORY] = cmd_history,
-    [CTL_REQ_APPROVE] = cmd_approve,   [CTL_REQ_REJECT] = cmd_reject,
-    [CTL_REQ_ROLLBACK] = cmd_rollback, [CTL_REQ_PAUSE] = cmd_pause,
-    [CTL_REQ_RESUME] = cmd_resume,     [CTL_REQ_PROFILE] = cmd_profile,
+    [CTL_REQ_STATUS] = cmd_status,
+    [CTL_REQ_HISTORY] = cmd_history,
+    [CTL_REQ_APPROVE] = cmd_approve,
+    [CTL_REQ_REJECT] = cmd_reject,
+    [CTL_REQ_ROLLBACK] = cmd_rollback,
+    [CTL_REQ_PAUSE] = cmd_pause,
+    [CTL_REQ_RESUME] = cmd_resume,
+    [CTL_REQ_PROFILE] = cmd_profile,
     [CTL_REQ_EXPLAIN] = cmd_explain,
+    [CTL_REQ_REDIRECT_LIST] = cmd_redirect_list,
+    [CTL_REQ_REDIRECT_APPLY] = cmd_redirect_apply,
+    [CTL_REQ_REDIRECT_REVERT] = cmd_redirect_revert,
 };
 
 int ctl_commands_handle(void *ud, const struct ctl_request *req, struct ctl_response *resp)

@@ -48,6 +48,18 @@ const struct ctl_req_desc ctl_req_descs[] = {
      .arg = CTL_ARG_ID,
      .payload_min = 8,
      .payload_max = 8},
+    /* Subcommands of the CLI's "redirect": their names are its two words. */
+    {.type = CTL_REQ_REDIRECT_LIST, .name = "redirect list", .arg = CTL_ARG_NONE},
+    {.type = CTL_REQ_REDIRECT_APPLY,
+     .name = "redirect apply",
+     .arg = CTL_ARG_REDIRECT,
+     .payload_min = CTL_REDIRECT_PAYLOAD_MIN,
+     .payload_max = CTL_REDIRECT_PAYLOAD_MAX},
+    {.type = CTL_REQ_REDIRECT_REVERT,
+     .name = "redirect revert",
+     .arg = CTL_ARG_ID,
+     .payload_min = 8,
+     .payload_max = 8},
 };
 const size_t ctl_req_ndescs = ARRAY_SIZE(ctl_req_descs);
 
@@ -227,7 +239,7 @@ static int rd_u64(struct rd *r, uint64_t *v)
 	return 0;
 }
 
-/* A string of 1..max bytes into buf (max + 1 bytes), each byte accepted by ok(). */
+/* A string of 0..max bytes into buf (max + 1 bytes), each byte accepted by ok(). */
 static int rd_fixed_str(struct rd *r, size_t max, bool (*ok)(unsigned char), char *buf)
 {
 	uint32_t n;
@@ -260,6 +272,14 @@ static bool target_char(unsigned char c)
 static bool func_char(unsigned char c)
 {
 	return c > ' ' && c < 0x7f;
+}
+
+/* REDIRECT's argument: a policy name, a symbol name. */
+
+static bool symbol_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '$' || c == '@';
 }
 
 static const char *const profile_kind_names[] = {
@@ -304,29 +324,54 @@ int ctl_profile_check(const struct ctl_request *req)
 	return 0;
 }
 
+int ctl_redirect_check(const struct ctl_request *req)
+{
+	int err;
+
+	err = name_check(req->redirect, CTL_REDIRECT_NAME_MAX, target_char, false);
+	if (!err)
+		err = name_check(req->alternative, CTL_SYMBOL_MAX, symbol_char, true);
+	return err;
+}
+
 static size_t payload_len(const struct ctl_req_desc *desc, const struct ctl_request *req)
 {
 	if (desc->arg == CTL_ARG_PROFILE)
 		return CTL_PROFILE_PAYLOAD_MIN + strlen(req->target) + strlen(req->func);
+	if (desc->arg == CTL_ARG_REDIRECT)
+		return CTL_REDIRECT_PAYLOAD_MIN + strlen(req->redirect) + strlen(req->alternative);
 	return desc->payload_min;
+}
+
+/* A str: u32 length, the bytes; returns where the next field goes. */
+static uint8_t *put_str(uint8_t *p, const char *s)
+{
+	size_t n = strlen(s);
+
+	put_u32(p, n);
+	memcpy(p + 4, s, n);
+	return p + 4 + n;
 }
 
 int ctl_req_encode(const struct ctl_request *req, void *buf, size_t size, size_t *len)
 {
 	const struct ctl_req_desc *desc = ctl_req_desc(req->type);
 	uint8_t *p = buf;
-	size_t plen, n;
+	size_t plen;
 	int err;
 
 	if (!desc)
 		return -EOPNOTSUPP;
 	if (desc->arg == CTL_ARG_ID && req->id == 0)
 		return -ERANGE;
-	if (desc->arg == CTL_ARG_PROFILE) {
+	if (desc->arg == CTL_ARG_PROFILE)
 		err = ctl_profile_check(req);
-		if (err)
-			return err;
-	}
+	else if (desc->arg == CTL_ARG_REDIRECT)
+		err = ctl_redirect_check(req);
+	else
+		err = 0;
+	if (err)
+		return err;
 	plen = payload_len(desc, req);
 	if (size < CTL_HDR_SIZE + plen)
 		return -ENOBUFS;
@@ -342,17 +387,15 @@ int ctl_req_encode(const struct ctl_request *req, void *buf, size_t size, size_t
 		put_u64(p, req->id);
 		break;
 	case CTL_ARG_PROFILE:
-		n = strlen(req->target);
-		put_u32(p, n);
-		memcpy(p + 4, req->target, n);
-		p += 4 + n;
+		p = put_str(p, req->target);
 		put_u32(p, req->seconds);
 		p[4] = req->kind;
-		p += 5;
-		n = strlen(req->func);
-		put_u32(p, n);
-		memcpy(p + 4, req->func, n);
-		put_u32(p + 4 + n, req->pid);
+		p = put_str(p + 5, req->func);
+		put_u32(p, req->pid);
+		break;
+	case CTL_ARG_REDIRECT:
+		p = put_str(p, req->redirect);
+		put_str(p, req->alternative);
 		break;
 	}
 	*len = CTL_HDR_SIZE + plen;
@@ -377,6 +420,20 @@ static int rd_profile(struct rd *r, struct ctl_request *req)
 	if (r->left != 0)
 		return -EBADMSG;
 	return ctl_profile_check(req);
+}
+
+static int rd_redirect(struct rd *r, struct ctl_request *req)
+{
+	int err;
+
+	err = rd_fixed_str(r, CTL_REDIRECT_NAME_MAX, target_char, req->redirect);
+	if (!err)
+		err = rd_fixed_str(r, CTL_SYMBOL_MAX, symbol_char, req->alternative);
+	if (err)
+		return err;
+	if (r->left != 0)
+		return -EBADMSG;
+	return ctl_redirect_check(req);
 }
 
 int ctl_req_decode(const void *buf, size_t len, struct ctl_request *req)
@@ -411,6 +468,8 @@ int ctl_req_decode(const void *buf, size_t len, struct ctl_request *req)
 		break;
 	case CTL_ARG_PROFILE:
 		return rd_profile(&r, req);
+	case CTL_ARG_REDIRECT:
+		return rd_redirect(&r, req);
 	}
 	return 0;
 }

@@ -7,9 +7,10 @@
  *
  *   header   u32 magic (CTL_MAGIC), u16 version (CTL_VERSION), u16 type, u32 payload length
  *   request  type is a request type below; its payload is its argument (enum ctl_arg), whose
- *            size is exact, or for PROFILE within [payload_min, payload_max] and then exact
- *            once its strings' lengths are read:
- *              PROFILE  str target, u32 seconds, u8 kind, str func, u32 pid (0: none)
+ *            size is exact, or for PROFILE and REDIRECT within [payload_min, payload_max] and
+ *            then exact once its strings' lengths are read:
+ *              PROFILE   str target, u32 seconds, u8 kind, str func, u32 pid (0: none)
+ *              REDIRECT  str name, str alternative ("": the redirect's next one)
  *   response type is CTL_RESP_BIT | the request type answered (CTL_RESP_BIT alone when the
  *            request could not be parsed); payload:
  *              i32 status (0 or -errno), str message, u32 ntables, then per table:
@@ -27,7 +28,7 @@
  *   -EMSGSIZE         announced length above CTL_MSG_MAX
  *   -EOPNOTSUPP       unknown message type
  *   -EBADMSG          malformed: wrong payload size for the type, trailing bytes, a length
- *                     running past the end, NUL in a string, bad name, type or tag
+ *                     running past the end, NUL in a string, bad name, symbol, type or tag
  *   -E2BIG            a count or string length above the limits below
  *   -ERANGE           an argument out of range (change id 0, profile seconds outside
  *                     1..CTL_PROFILE_SECONDS_MAX, a pid above INT32_MAX)
@@ -65,6 +66,14 @@
 #define CTL_PROFILE_PAYLOAD_MIN 17 /* 4 + 4 + 1 + 4 + 4, both strings empty */
 #define CTL_PROFILE_PAYLOAD_MAX (CTL_PROFILE_PAYLOAD_MIN + CTL_TARGET_MAX + CTL_FUNC_MAX)
 
+/* REDIRECT's argument. A redirect's name is 1-32 bytes of [a-z0-9_-] (the policy's rule for
+ * names, SAFE_NAME_MAX); an alternative is 0-127 bytes of [A-Za-z0-9_.$@] (a symbol name as
+ * the policy accepts it, SAFE_SYMBOL_MAX), none meaning the redirect's next alternative. */
+#define CTL_REDIRECT_NAME_MAX	 32
+#define CTL_SYMBOL_MAX		 127
+#define CTL_REDIRECT_PAYLOAD_MIN 8 /* 4 + 4, both strings empty */
+#define CTL_REDIRECT_PAYLOAD_MAX (CTL_REDIRECT_PAYLOAD_MIN + CTL_REDIRECT_NAME_MAX + CTL_SYMBOL_MAX)
+
 enum ctl_req_type {
 	CTL_REQ_STATUS = 1,
 	CTL_REQ_HISTORY = 2,  /* limit */
@@ -75,6 +84,9 @@ enum ctl_req_type {
 	CTL_REQ_RESUME = 7,
 	CTL_REQ_PROFILE = 8, /* target, seconds, kind, func, pid: answered when the window ends */
 	CTL_REQ_EXPLAIN = 9, /* id */
+	CTL_REQ_REDIRECT_LIST = 10,
+	CTL_REQ_REDIRECT_APPLY = 11,  /* name, alternative */
+	CTL_REQ_REDIRECT_REVERT = 12, /* id */
 };
 
 enum ctl_profile_kind {
@@ -85,15 +97,16 @@ enum ctl_profile_kind {
 
 /* The argument a request type carries, which bounds its payload size. */
 enum ctl_arg {
-	CTL_ARG_NONE,	 /* 0 bytes */
-	CTL_ARG_LIMIT,	 /* u32 limit */
-	CTL_ARG_ID,	 /* u64 id, > 0 */
-	CTL_ARG_PROFILE, /* str target, u32 seconds, u8 kind, str func, u32 pid */
+	CTL_ARG_NONE,	  /* 0 bytes */
+	CTL_ARG_LIMIT,	  /* u32 limit */
+	CTL_ARG_ID,	  /* u64 id, > 0 */
+	CTL_ARG_PROFILE,  /* str target, u32 seconds, u8 kind, str func, u32 pid */
+	CTL_ARG_REDIRECT, /* str name, str alternative */
 };
 
 struct ctl_req_desc {
 	uint16_t type;	  /* enum ctl_req_type */
-	const char *name; /* "status", "history", ...: the CLI command too */
+	const char *name; /* "status", "history", "redirect list", ...: the CLI command too */
 	enum ctl_arg arg;
 	uint32_t payload_min, payload_max; /* equal for a fixed-size argument */
 };
@@ -101,13 +114,16 @@ struct ctl_req_desc {
 struct ctl_request {
 	uint16_t type;	/* enum ctl_req_type */
 	uint32_t limit; /* HISTORY: rows wanted, 0 for the daemon's default */
-	uint64_t id;	/* APPROVE, REJECT, ROLLBACK, EXPLAIN: the change id, > 0 */
+	uint64_t id; /* APPROVE, REJECT, ROLLBACK, EXPLAIN, REDIRECT_REVERT: the change id, > 0 */
 	/* PROFILE */
 	char target[CTL_TARGET_MAX + 1]; /* NUL-terminated */
 	uint32_t seconds;		 /* 1..CTL_PROFILE_SECONDS_MAX */
 	uint8_t kind;			 /* enum ctl_profile_kind */
 	char func[CTL_FUNC_MAX + 1];	 /* FUNC: the symbol; "" for the others */
 	uint32_t pid;			 /* 0: the daemon chooses */
+	/* REDIRECT_APPLY */
+	char redirect[CTL_REDIRECT_NAME_MAX + 1]; /* the policy redirect's name, NUL-terminated */
+	char alternative[CTL_SYMBOL_MAX + 1];	  /* "": the redirect's next alternative */
 	/* Not on the wire: set by the server before the handler runs, so that a handler can
 	 * answer later (ctl_server_reply() in server.h). */
 	uint64_t token;
@@ -165,6 +181,9 @@ int ctl_req_decode(const void *buf, size_t len, struct ctl_request *req);
  * unknown kind, a function given to CPU or ALLOC or missing for FUNC), -E2BIG (a name too
  * long) or -ERANGE (seconds, pid). */
 int ctl_profile_check(const struct ctl_request *req);
+/* REDIRECT's argument rules, shared by both ends: 0, -EBADMSG (a name missing or not of
+ * [a-z0-9_-], an alternative not of [A-Za-z0-9_.$@]) or -E2BIG (either too long). */
+int ctl_redirect_check(const struct ctl_request *req);
 /* "cpu", "alloc", "func"; NULL for an unknown kind. */
 const char *ctl_profile_kind_name(unsigned kind);
 

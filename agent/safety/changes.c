@@ -18,6 +18,7 @@
 
 #include "lib/log.h"
 #include "memory/memory.h"
+#include "safety/canary.h"
 #include "safety/changes.h"
 
 static int64_t now_wall_ms(void)
@@ -75,6 +76,9 @@ void safe_change_knob(const struct act_request *q, char *buf, size_t size)
 	case ACT_KIND_FILE:
 		snprintf(buf, size, "%s", q->file.path);
 		break;
+	case ACT_KIND_PATCH:
+		snprintf(buf, size, "%s", q->patch.function);
+		break;
 	default:
 		snprintf(buf, size, "%s", act_kind_name(q->kind) ?: "?");
 	}
@@ -96,6 +100,11 @@ static int read_values(const struct act_request *q, char *before, char *want, ch
 	int r;
 
 	before[0] = want[0] = '\0';
+	if (q->kind == ACT_KIND_PATCH) { /* what memory and the records compare: the names */
+		snprintf(before, ACT_VALUE_MAX, "%s", q->patch.function);
+		snprintf(want, ACT_VALUE_MAX, "%s", q->patch.alternative);
+		return 0;
+	}
 	if (!act_desc(q->kind) || !act_desc(q->kind)->read)
 		return 0;
 	r = act_read(q, before, ACT_VALUE_MAX);
@@ -419,6 +428,44 @@ int safe_changes_apply_approved(struct safe_changes *sc, const struct safe_polic
 	return apply_now(sc, id, NULL, &again, out);
 }
 
+enum safe_await safe_changes_await(struct safe_changes *sc, const struct safe_policy *policy,
+				   int64_t id, bool notify, int64_t not_before_ms, int64_t now_ms,
+				   struct safe_change_in *in, struct safe_change_out *out,
+				   char *why, size_t whysize)
+{
+	_cleanup_(mem_change_freep) struct mem_change *ch = NULL;
+	int err;
+
+	say(why, whysize, 0, "%s", "");
+	if (mem_change_get(sc->mem, id, &ch))
+		return SAFE_AWAIT_WAITING;
+	switch (ch->state) {
+	case MEM_STATE_PENDING_APPROVAL:
+		if (notify && now_ms >= not_before_ms && safe_changes_notify_due(sc, id) == 0)
+			log_info("change %" PRId64 ": notice period over, applying", id);
+		return SAFE_AWAIT_WAITING;
+	case MEM_STATE_APPROVED:
+		if (!in->why)
+			in->why = ch->why ?: "";
+		err = safe_changes_apply_approved(sc, policy, id, in, out);
+		if (err) {
+			say(why, whysize, err, "approved, not applied: %s", strerror(-err));
+			return SAFE_AWAIT_REFUSED;
+		}
+		if (out->d.decision != SAFE_ALLOW) {
+			say(why, whysize, 0, "approved, then refused: %s", out->d.reason);
+			return SAFE_AWAIT_REFUSED;
+		}
+		return SAFE_AWAIT_APPLIED;
+	case MEM_STATE_DENIED:
+		say(why, whysize, 0, "rejected, or its approval expired");
+		return SAFE_AWAIT_DENIED;
+	default:
+		say(why, whysize, 0, "%s: no longer waiting", mem_state_name(ch->state));
+		return SAFE_AWAIT_GONE;
+	}
+}
+
 int safe_changes_notify_due(struct safe_changes *sc, int64_t id)
 {
 	int r = mem_approval_decide(sc->mem, id, true, "homeostat (notice period over)");
@@ -501,6 +548,46 @@ int safe_changes_switch(struct safe_changes *sc, int64_t id, bool on, const char
 		log_warn("change %" PRId64 ": switching it %s failed: %s", id, on ? "on" : "off",
 			 l->res.why);
 	return r;
+}
+
+int safe_changes_switch_all(struct safe_changes *sc, const int64_t *ids, size_t n, bool on)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n && !r; i++)
+		r = safe_changes_switch(sc, ids[i], on,
+					on ? "switchback canary: an on block"
+					   : "switchback canary: an off block");
+	return r;
+}
+
+enum safe_trial safe_changes_canary_tick(struct safe_changes *sc, struct safe_canary_run *run,
+					 int64_t now_ms, const struct safe_canary_sample *s,
+					 const int64_t *ids, size_t n,
+					 struct safe_canary_step *step, char *json, size_t jsonsize)
+{
+	int r = safe_canary_tick(run, now_ms, s, NULL, step);
+
+	if (r) {
+		log_warn_errno(r, "change %" PRId64 ": canary tick", n ? ids[0] : 0);
+		return SAFE_TRIAL_ERROR;
+	}
+	if (step->action == SAFE_CANARY_SWITCH_ON || step->action == SAFE_CANARY_SWITCH_OFF)
+		return safe_changes_switch_all(sc, ids, n, step->action == SAFE_CANARY_SWITCH_ON)
+			   ? SAFE_TRIAL_SWITCH_FAILED
+			   : SAFE_TRIAL_RUNS;
+	if (step->action != SAFE_CANARY_BREACH && step->action != SAFE_CANARY_DONE)
+		return SAFE_TRIAL_RUNS;
+	/* kept: the change stays, so it must be on (a switchback run may end in an off block) */
+	if (step->action == SAFE_CANARY_DONE && step->verdict == SAFE_VERDICT_KEEP &&
+	    safe_changes_switch_all(sc, ids, n, true)) {
+		step->verdict = SAFE_VERDICT_INCONCLUSIVE;
+		snprintf(step->reason, sizeof(step->reason),
+			 "kept by the judge, but it could not be switched on again");
+	}
+	if (safe_canary_json(run, json, jsonsize) < 0)
+		snprintf(json, jsonsize, "{}");
+	return SAFE_TRIAL_OVER;
 }
 
 bool safe_changes_is_on(struct safe_changes *sc, int64_t id)

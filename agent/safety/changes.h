@@ -92,6 +92,45 @@ int safe_changes_apply_approved(struct safe_changes *sc, const struct safe_polic
 /* The class delay of a notify proposal passed: approves it as "homeostat". 0, -EALREADY
  * (an operator decided first: mem_change_get() says how), -errno. */
 int safe_changes_notify_due(struct safe_changes *sc, int64_t id);
+/* Where a change waiting for an approval stands (safe_changes_await). */
+enum safe_await {
+	SAFE_AWAIT_WAITING, /* still pending */
+	SAFE_AWAIT_APPLIED, /* approved and applied now: out says how (out.err: the apply failed) */
+	SAFE_AWAIT_REFUSED, /* approved, then refused by the gate (out.d.reason), or the apply
+			     * could not run (why) */
+	SAFE_AWAIT_DENIED,  /* rejected, or the approval expired */
+	SAFE_AWAIT_GONE,    /* it left the queue otherwise: why names its state */
+};
+
+/* One tick of a runbook's or a job's wait for change id: a notify change whose class delay
+ * (not_before_ms) passed is approved as "homeostat"; an approved one is applied with in
+ * (in->why NULL: the why it was proposed with). Memory unreadable this tick: WAITING. */
+enum safe_await safe_changes_await(struct safe_changes *sc, const struct safe_policy *policy,
+				   int64_t id, bool notify, int64_t not_before_ms, int64_t now_ms,
+				   struct safe_change_in *in, struct safe_change_out *out,
+				   char *why, size_t whysize);
+struct safe_canary_run;
+struct safe_canary_sample;
+struct safe_canary_step;
+
+/* What one tick of a trial's canary asks of its caller (safe_changes_canary_tick). */
+enum safe_trial {
+	SAFE_TRIAL_RUNS,	  /* nothing to do (a switchback block may have been switched) */
+	SAFE_TRIAL_SWITCH_FAILED, /* a switchback block could not be set: roll the trial back */
+	SAFE_TRIAL_OVER,	  /* BREACH or DONE: conclude with step->verdict, json */
+	SAFE_TRIAL_ERROR,	  /* the tick failed (logged): again next tick */
+};
+
+/* One tick of the canary run of a trial made of live changes ids[0..n) (a tuner's, a
+ * redirect's): the sample s (NULL: none this tick) goes to the run; a switchback block
+ * switches every change on or off; at BREACH or DONE, a KEEP verdict switches every change on
+ * (a run may end in an off block; when that fails the verdict becomes INCONCLUSIVE) and json
+ * receives the run's statistics (safe_canary_json, "{}" if they do not fit). */
+enum safe_trial safe_changes_canary_tick(struct safe_changes *sc, struct safe_canary_run *run,
+					 int64_t now_ms, const struct safe_canary_sample *s,
+					 const int64_t *ids, size_t n,
+					 struct safe_canary_step *step, char *json,
+					 size_t jsonsize);
 /* Concludes live change id: keep (outcome DEPLOYED, verdict KEEP) or revert (outcome
  * ROLLED_BACK with verdict, or FAILED when the revert failed), with the statistics (a JSON
  * object; NULL: "{}") and a reason. Returns 0 or -errno (-ENOENT: not live). */
@@ -129,6 +168,9 @@ struct safe_live *safe_changes_live(struct safe_changes *sc, int64_t id);
 int safe_changes_switch(struct safe_changes *sc, int64_t id, bool on, const char *why);
 /* Is live change id applied (not switched off)? False when it is not live. */
 bool safe_changes_is_on(struct safe_changes *sc, int64_t id);
+/* safe_changes_switch() of each of ids[0..n) in turn ("switchback canary: an on/off block"),
+ * up to the first failure, whose -errno it returns. */
+int safe_changes_switch_all(struct safe_changes *sc, const int64_t *ids, size_t n, bool on);
 /* Gives change id (KEPT or APPLIED) up without touching the host: someone else changed the
  * value since, and it is theirs now. Recorded as ROLLED_BACK with "abandoned: " why, so that
  * memory does not try it again; no longer live. 0 or -errno (memory). */

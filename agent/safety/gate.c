@@ -161,7 +161,9 @@ static void describe_restart(const struct safe_proposal *p, char *buf, size_t si
 
 static void describe_patch(const struct safe_proposal *p, char *buf, size_t size)
 {
-	snprintf(buf, size, "apply a text patch");
+	snprintf(buf, size, "redirect %s to %s in process %d (entry patch at 0x%llx)",
+		 p->req.patch.function, p->req.patch.alternative, (int)p->req.pid,
+		 (unsigned long long)p->req.patch.addr);
 }
 
 static int protect_cgroup(const struct safe_policy *pol, const struct safe_proposal *p,

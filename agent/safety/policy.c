@@ -14,6 +14,7 @@
  * not tuned twice in one place; a knob that needs a restart has a target that can restart.
  * The section's checks against the rest of the file run in policy_check, once all is read.
  */
+#include <ctype.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <stddef.h>
@@ -1193,6 +1194,132 @@ static const struct sch_struct tuning_schema = {
     .nfields = ARRAY_SIZE(tuning_fields),
 };
 
+/* ---- redirects ---- */
+
+/* A symbol name as the ELF has it: C identifiers, C++/Rust mangled names, versions (@). */
+static bool symbol_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.$@", *s))
+			return false;
+	return true;
+}
+
+static int redirect_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	struct safe_redirect *r = obj;
+
+	check_name(ctx, map, "name", r->name);
+	if (r->function && !symbol_ok(r->function))
+		sch_error(ctx, yt_map_get(map, "function"),
+			  "'%s' is not a symbol name (letters, digits, _ . $ @)", r->function);
+	for (size_t i = 0; i < r->n_alternatives; i++) {
+		const struct yt_node *l = yt_map_get(map, "alternatives");
+		const struct yt_node *at =
+		    l && l->kind == YT_SEQUENCE && i < l->n ? l->items[i] : l;
+
+		if (!symbol_ok(r->alternatives[i]))
+			sch_error(ctx, at, "'%s' is not a symbol name (letters, digits, _ . $ @)",
+				  r->alternatives[i]);
+		else if (r->function && !strcmp(r->alternatives[i], r->function))
+			sch_error(ctx, at, "the alternative is the function itself");
+	}
+	if (r->object && !*r->object)
+		sch_error(ctx, yt_map_get(map, "object"), "'object' must not be empty");
+	if (!r->promote && r->new_processes)
+		sch_error(ctx, yt_map_get(map, "new_processes"),
+			  "new_processes needs promote: true (a redirect kept for every process)");
+	return 0;
+}
+
+#define RD(f) offsetof(struct safe_redirect, f)
+static const struct sch_field redirect_fields[] = {
+    {.name = "name",
+     .type = SCH_STRING,
+     .offset = RD(name),
+     .required = true,
+     .min = 1,
+     .max = SAFE_NAME_MAX,
+     .doc = "names the redirect in history, explain and memory"},
+    {.name = "target",
+     .type = SCH_STRING,
+     .offset = RD(target),
+     .required = true,
+     .min = 1,
+     .max = SAFE_NAME_MAX,
+     .doc = "a target of the policy: its processes are redirected, its fitness judges"},
+    {.name = "function",
+     .type = SCH_STRING,
+     .offset = RD(function),
+     .required = true,
+     .min = 1,
+     .max = SAFE_SYMBOL_MAX,
+     .doc = "the function (an ELF FUNC symbol) whose calls go to an alternative"},
+    {.name = "object",
+     .type = SCH_STRING,
+     .offset = RD(object),
+     .max = 511,
+     .doc = "the executable or shared library holding it, as a path or a file name; "
+	    "default: the target's executable"},
+    {.name = "alternatives",
+     .type = SCH_STRING_LIST,
+     .offset = RD(alternatives),
+     .count_offset = RD(n_alternatives),
+     .max = SAFE_SYMBOL_MAX,
+     .max_items = SAFE_MAX_ALTERNATIVES,
+     .doc = "the alternatives, tried in this order; default: every FUNCTION__alt_NAME of "
+	    "the same object"},
+    {.name = "class",
+     .type = SCH_STRING,
+     .offset = RD(class),
+     .required = true,
+     .min = 1,
+     .max = SAFE_NAME_MAX,
+     .doc = "action class of the policy: the approval rule of each trial"},
+    {.name = "hot_share",
+     .type = SCH_PERCENT,
+     .offset = RD(hot_share),
+     .def = "5%",
+     .fmin = 0,
+     .fmax = 1.0,
+     .doc = "share of the target's CPU samples the function must have before it is tried "
+	    "(0%: whether hot or not)"},
+    {.name = "canary_processes",
+     .type = SCH_INT,
+     .offset = RD(canary_processes),
+     .def = "1",
+     .min = 1,
+     .max = 64,
+     .doc = "processes redirected during a canary; the others are left alone"},
+    {.name = "restart_on_crash",
+     .type = SCH_BOOL,
+     .offset = RD(restart_on_crash),
+     .def = "false",
+     .doc = "a process that crashes while redirected is restarted with the target's "
+	    "restart command"},
+    {.name = "promote",
+     .type = SCH_BOOL,
+     .offset = RD(promote),
+     .def = "true",
+     .doc = "after KEEP every process of the target is redirected"},
+    {.name = "new_processes",
+     .type = SCH_BOOL,
+     .offset = RD(new_processes),
+     .def = "true",
+     .doc = "after KEEP processes that start later are redirected too"},
+};
+#undef RD
+
+static const struct sch_struct redirect_schema = {
+    .name = "redirect",
+    .size = sizeof(struct safe_redirect),
+    .fields = redirect_fields,
+    .nfields = ARRAY_SIZE(redirect_fields),
+    .check = redirect_check,
+};
+
 /* "the policy defines web, leaky" for a message about an unknown name. */
 static const char *defined_names(const struct safe_policy *p, bool targets, char *buf, size_t size)
 {
@@ -1398,6 +1525,53 @@ static void check_tuning(struct sch_ctx *ctx, const struct safe_policy *p,
 	}
 }
 
+/* Checks of the redirects against the rest of the policy. */
+static void check_redirects(struct sch_ctx *ctx, const struct safe_policy *p,
+			    const struct yt_node *list)
+{
+	char buf[1024];
+
+	if (!list || list->kind != YT_SEQUENCE || list->n != p->n_redirects)
+		return;
+	check_unique(ctx, list, "redirect");
+	for (size_t i = 0; i < p->n_redirects; i++) {
+		const struct safe_redirect *r = &p->redirects[i];
+		const struct yt_node *m = list->items[i];
+		const struct safe_target *t = NULL;
+
+		if (m->kind != YT_MAPPING)
+			continue;
+		if (r->target && !(t = safe_policy_target(p, r->target)))
+			sch_error(ctx, yt_map_get(m, "target"), "unknown target '%s'; %s",
+				  r->target, defined_names(p, true, buf, sizeof(buf)));
+		if (r->class && !safe_policy_class(p, r->class))
+			sch_error(ctx, yt_map_get(m, "class"), "unknown action class '%s'; %s",
+				  r->class, defined_names(p, false, buf, sizeof(buf)));
+		if (r->restart_on_crash && t && !t->unit && !t->restart)
+			sch_error(ctx, yt_map_get(m, "restart_on_crash"),
+				  "target '%s' has no unit or restart command to restart a crashed "
+				  "process with",
+				  t->name);
+		if (r->object && r->object[0] == '/')
+			check_protected(ctx, p, yt_map_get(m, "object"), "object", r->object);
+		for (size_t k = 0; k < i; k++)
+			if (r->target && r->function && p->redirects[k].target &&
+			    p->redirects[k].function &&
+			    !strcmp(r->target, p->redirects[k].target) &&
+			    !strcmp(r->function, p->redirects[k].function) &&
+			    !strcmp(r->object ?: "", p->redirects[k].object ?: "")) {
+				const struct yt_node *first =
+				    yt_map_get(list->items[k], "function");
+
+				sch_error(ctx, yt_map_get(m, "function"),
+					  "function '%s' of target '%s' is redirected already, at "
+					  "line %u column %u",
+					  r->function, r->target, first ? first->line : 0,
+					  first ? first->col : 0);
+			}
+	}
+}
+
 /* ---- the file ---- */
 
 static int policy_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
@@ -1405,6 +1579,7 @@ static int policy_check(struct sch_ctx *ctx, void *obj, const struct yt_node *ma
 	check_unique(ctx, yt_map_get(map, "action_classes"), "action class");
 	check_unique(ctx, yt_map_get(map, "targets"), "target");
 	check_tuning(ctx, obj, yt_map_get(map, "tuning"));
+	check_redirects(ctx, obj, yt_map_get(map, "redirects"));
 	return 0;
 }
 
@@ -1472,6 +1647,14 @@ static const struct sch_field policy_fields[] = {
      .offset = POL(tuning),
      .sub = &tuning_schema,
      .doc = "what the agent may tune by itself, and how; nothing without it"},
+    {.name = "redirects",
+     .type = SCH_STRUCT_LIST,
+     .offset = POL(redirects),
+     .count_offset = POL(n_redirects),
+     .sub = &redirect_schema,
+     .max_items = SAFE_MAX_REDIRECTS,
+     .doc = "functions of running programs the agent may redirect to alternatives; "
+	    "nothing without it"},
 };
 #undef POL
 
@@ -1669,6 +1852,14 @@ const struct safe_action_class *safe_policy_class(const struct safe_policy *p, c
 	for (size_t i = 0; i < p->n_classes; i++)
 		if (p->classes[i].name && streq(p->classes[i].name, name))
 			return &p->classes[i];
+	return NULL;
+}
+
+const struct safe_redirect *safe_policy_redirect(const struct safe_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_redirects; i++)
+		if (p->redirects[i].name && streq(p->redirects[i].name, name))
+			return &p->redirects[i];
 	return NULL;
 }
 

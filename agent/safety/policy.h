@@ -192,6 +192,30 @@ struct safe_tuning {
 	size_t n_jobs;
 };
 
+#define SAFE_MAX_REDIRECTS    16
+#define SAFE_MAX_ALTERNATIVES 8
+#define SAFE_SYMBOL_MAX	      127 /* ACT_NAME_MAX - 1: function names */
+
+/* One function of a target's processes that homeostat may redirect to an alternative in the
+ * same address space (redirect/engine.h, issue 6). */
+struct safe_redirect {
+	char *name;	     /* names it in history, explain and memory */
+	char *target;	     /* a target of the policy: its processes, fitness and restart */
+	char *function;	     /* the function's symbol (ELF FUNC) */
+	char *object;	     /* the ELF that holds it: a path or a library's file name; NULL:
+			      * the target's executable */
+	char **alternatives; /* tried in this order; none: every FUNCTION__alt_* of the ELF */
+	size_t n_alternatives;
+	char *class;		  /* action class: the approval rule of each trial */
+	double hot_share;	  /* the function's share of the target's CPU samples before it is
+				   * tried; 0: whether hot or not */
+	int64_t canary_processes; /* processes redirected during a canary (1 of N) */
+	bool restart_on_crash;	  /* a process that crashed redirected is restarted (target's
+				   * restart command) */
+	bool promote;		  /* after KEEP every process of the target gets it, and ... */
+	bool new_processes;	  /* ... processes that start later too */
+};
+
 struct safe_policy {
 	int64_t version;
 	int mode; /* enum safe_mode */
@@ -206,7 +230,9 @@ struct safe_policy {
 	struct safe_fitness fitness;
 	struct safe_target *targets;
 	size_t n_targets;
-	struct safe_tuning tuning; /* no jobs: nothing is tuned */
+	struct safe_tuning tuning;	 /* no jobs: nothing is tuned */
+	struct safe_redirect *redirects; /* none: nothing is redirected */
+	size_t n_redirects;
 	/* The agent's own files, added by the daemon with safe_policy_protect_path(). */
 	char **self_paths;
 	size_t n_self_paths;
@@ -236,6 +262,7 @@ int safe_policy_sysctl_allowed(const struct safe_policy *p, const char *name, co
 const struct safe_target *safe_policy_target(const struct safe_policy *p, const char *name);
 const struct safe_action_class *safe_policy_class(const struct safe_policy *p, const char *name);
 const struct safe_tune_job *safe_policy_tune_job(const struct safe_policy *p, const char *name);
+const struct safe_redirect *safe_policy_redirect(const struct safe_policy *p, const char *name);
 
 extern const char *const safe_mode_names[];	/* "enforce", "dry_run", "observe" */
 extern const char *const safe_approval_names[]; /* "none", "notify", "require" */

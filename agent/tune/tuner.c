@@ -587,20 +587,6 @@ static void report(struct ctx *c, enum tune_outcome o, double fitness)
 		log_warn_errno(r, "tuning job %s: the search refused the outcome", c->j->def.name);
 }
 
-/* The trial's changes are applied: the canary starts against the before window. */
-/* Switches every change of the trial on or off (a switchback block). 0 or -errno. */
-static int trial_switch(struct ctx *c, bool on)
-{
-	struct job *j = c->j;
-	int r = 0;
-
-	for (size_t i = 0; i < j->nids && !r; i++)
-		r = safe_changes_switch(c->env->changes, j->ids[i], on,
-					on ? "switchback canary: an on block"
-					   : "switchback canary: an off block");
-	return r;
-}
-
 /* The trial's changes are applied: the canary starts. A knob that takes effect at once is
  * judged in switchback blocks (off, on, off, ...: both arms see the same drift of the
  * workload), when the policy's canary is long enough for two blocks; one that needs a
@@ -630,7 +616,8 @@ static void canary_start(struct ctx *c)
 	}
 	if (!sw && cfg.min_samples > j->nbefore)
 		cfg.min_samples = j->nbefore ? j->nbefore : 1;
-	r = sw ? trial_switch(c, false) : 0; /* a switchback run starts with an off block */
+	r = sw ? safe_changes_switch_all(c->env->changes, j->ids, j->nids, false)
+	       : 0; /* a switchback run starts with an off block */
 	if (!r)
 		r = safe_canary_new(&cfg, (int64_t)c->env->mono_ms, sw ? NULL : j->before,
 				    sw ? 0 : j->nbefore, &j->run);
@@ -898,55 +885,37 @@ static void propose_step(struct ctx *c)
 
 static void approval_step(struct ctx *c)
 {
-	_cleanup_(mem_change_freep) struct mem_change *ch = NULL;
 	struct job *j = c->j;
 	struct safe_change_in ci;
 	struct safe_change_out out;
-	char why[WHY_MAX];
-	int err;
+	char why[512];
 
-	err = mem_change_get(c->env->mem, j->ids[0], &ch);
-	if (err)
+	fill_in(c, &ci, NULL);
+	switch (safe_changes_await(c->env->changes, c->env->policy, j->ids[0], j->notify,
+				   j->not_before_ms, c->env->now_ms, &ci, &out, why, sizeof(why))) {
+	case SAFE_AWAIT_WAITING:
 		return;
-	switch (ch->state) {
-	case MEM_STATE_PENDING_APPROVAL:
-		if (j->notify && c->env->now_ms >= j->not_before_ms &&
-		    safe_changes_notify_due(c->env->changes, j->ids[0]) == 0)
-			note(c, "change %" PRId64 ": notice period over, applying", j->ids[0]);
-		return;
-	case MEM_STATE_APPROVED:
-		hs_strlcpy(why, ch->why ?: "", sizeof(why));
-		fill_in(c, &ci, why);
-		err = safe_changes_apply_approved(c->env->changes, c->env->policy, j->ids[0], &ci,
-						  &out);
-		if (err || out.d.decision != SAFE_ALLOW || out.err) {
+	case SAFE_AWAIT_APPLIED:
+		if (out.err) {
 			note(c, "trial %u: change %" PRId64 " approved, not applied: %s", j->trial,
-			     j->ids[0],
-			     err       ? strerror(-err)
-			     : out.err ? out.why
-				       : out.d.reason);
-			report(c, TUNE_REFUSED, NAN);
-			set_phase(c, TP_PROPOSE);
-			return;
+			     j->ids[0], out.why);
+			break;
 		}
 		note(c, "trial %u: change %" PRId64 " approved", j->trial, j->ids[0]);
-		on_applied(c, &out, why);
+		on_applied(c, &out, ci.why);
 		return;
-	case MEM_STATE_DENIED:
+	case SAFE_AWAIT_DENIED:
 		note(c,
 		     "trial %u: change %" PRId64 " was rejected, or its approval expired; the "
 		     "search looks elsewhere",
 		     j->trial, j->ids[0]);
-		report(c, TUNE_REFUSED, NAN);
-		set_phase(c, TP_PROPOSE);
-		return;
+		break;
 	default:
-		note(c, "trial %u: change %" PRId64 " is %s: no longer waiting", j->trial,
-		     j->ids[0], mem_state_name(ch->state));
-		report(c, TUNE_REFUSED, NAN);
-		set_phase(c, TP_PROPOSE);
-		return;
+		note(c, "trial %u: change %" PRId64 " %s", j->trial, j->ids[0], why);
+		break;
 	}
+	report(c, TUNE_REFUSED, NAN);
+	set_phase(c, TP_PROPOSE);
 }
 
 static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool have)
@@ -955,7 +924,6 @@ static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool 
 	struct safe_canary_step step;
 	char json[16384], kb[256];
 	bool breach;
-	int r;
 
 	/* someone else changed a knob under the canary: not ours to judge any more */
 	for (size_t i = 0; i < j->nids; i++) {
@@ -977,35 +945,24 @@ static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool 
 			return;
 		}
 	}
-	r = safe_canary_tick(j->run, (int64_t)c->env->mono_ms, have ? s : NULL, NULL, &step);
-	if (r) {
-		log_warn_errno(r, "tuning job %s: canary tick", j->def.name);
+	switch (safe_changes_canary_tick(c->env->changes, j->run, (int64_t)c->env->mono_ms,
+					 have ? s : NULL, j->ids, j->nids, &step, json,
+					 sizeof(json))) {
+	case SAFE_TRIAL_SWITCH_FAILED:
+		note(c, "trial %u: a switchback block could not be set; rolled back", j->trial);
+		trial_conclude(c, false, SAFE_VERDICT_INCONCLUSIVE, NULL,
+			       "the switchback canary could not switch the change");
+		report(c, TUNE_REFUSED, NAN);
+		trial_release(j);
+		before_reset(j);
+		set_phase(c, TP_BASELINE);
+		return;
+	case SAFE_TRIAL_OVER:
+		break;
+	default:
 		return;
 	}
-	if (step.action == SAFE_CANARY_SWITCH_ON || step.action == SAFE_CANARY_SWITCH_OFF) {
-		if (trial_switch(c, step.action == SAFE_CANARY_SWITCH_ON)) {
-			note(c, "trial %u: a switchback block could not be set; rolled back",
-			     j->trial);
-			trial_conclude(c, false, SAFE_VERDICT_INCONCLUSIVE, NULL,
-				       "the switchback canary could not switch the change");
-			report(c, TUNE_REFUSED, NAN);
-			trial_release(j);
-			before_reset(j);
-			set_phase(c, TP_BASELINE);
-		}
-		return;
-	}
-	if (step.action != SAFE_CANARY_BREACH && step.action != SAFE_CANARY_DONE)
-		return;
 	breach = step.action == SAFE_CANARY_BREACH;
-	/* kept: the change stays, so it must be on (a switchback run may end in an off block) */
-	if (!breach && step.verdict == SAFE_VERDICT_KEEP && trial_switch(c, true)) {
-		step.verdict = SAFE_VERDICT_INCONCLUSIVE;
-		snprintf(step.reason, sizeof(step.reason),
-			 "kept by the judge, but it could not be switched on again");
-	}
-	if (safe_canary_json(j->run, json, sizeof(json)) < 0)
-		snprintf(json, sizeof(json), "{}");
 	note(c, "trial %u (change %" PRId64 "): %s%s, %" PRIu64 " samples against %" PRIu64 ": %s",
 	     j->trial, j->ids[0], breach ? "rollback_on breached: " : "verdict ",
 	     breach ? step.breach_metric : safe_verdict_name(step.verdict), step.n_canary,
@@ -1043,8 +1000,8 @@ static void job_step(struct ctx *c)
 	}
 	if (!kept_hold(c))
 		return;
-	if (c->e->busy >= 0 && c->e->busy != c->index) {
-		/* another job's trial changes the host: its ticks are no baseline of ours */
+	if ((c->e->busy >= 0 && c->e->busy != c->index) || c->env->host_busy) {
+		/* another trial changes the host: its ticks are no baseline of ours */
 		before_reset(j);
 		return;
 	}
@@ -1211,6 +1168,11 @@ int tune_engine_status(const struct tune_engine *e,
 		n++;
 	}
 	return n;
+}
+
+bool tune_engine_busy(const struct tune_engine *e)
+{
+	return e && e->busy >= 0;
 }
 
 size_t tune_engine_waiting(const struct tune_engine *e, int64_t *ids, size_t max)

@@ -64,6 +64,7 @@ struct tune_env {
 	const struct fit *fit;
 	bool force_dry_run; /* homeostatd --dry-run */
 	bool paused;	    /* homeostat pause: no new trial */
+	bool host_busy;	    /* another engine runs a trial (a redirect): none starts here */
 	int64_t now_ms;	    /* wall clock (memory, the gate) */
 	uint64_t mono_ms;   /* CLOCK_MONOTONIC (canary time) */
 };
@@ -87,6 +88,8 @@ void tune_engine_configure(struct tune_engine *e, const struct tune_env *env);
 void tune_engine_tick(struct tune_engine *e, const struct tune_env *env);
 int tune_engine_status(const struct tune_engine *e,
 		       int (*cb)(const struct tune_status *s, void *ud), void *ud);
+/* Is a job in approval or canary? (redirects wait for it, and the other way round) */
+bool tune_engine_busy(const struct tune_engine *e);
 /* Change ids waiting for approval (for safe_changes_deny_orphans()); returns the count. */
 size_t tune_engine_waiting(const struct tune_engine *e, int64_t *ids, size_t max);
 /* Ends every job: a trial in progress is rolled back ("interrupted: the daemon stopped"), kept

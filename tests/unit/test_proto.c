@@ -105,6 +105,9 @@ static void test_req_table(void **state)
 		if (d->arg == CTL_ARG_PROFILE) {
 			assert_int_equal(d->payload_min, 17);
 			assert_int_equal(d->payload_max, 17 + 64 + 128);
+		} else if (d->arg == CTL_ARG_REDIRECT) {
+			assert_int_equal(d->payload_min, 8);
+			assert_int_equal(d->payload_max, 8 + 32 + 127);
 		} else {
 			assert_int_equal(d->payload_min, size);
 			assert_int_equal(d->payload_max, size);
@@ -117,13 +120,32 @@ static void test_req_table(void **state)
 	assert_null(ctl_req_desc_by_name("reboot"));
 
 	/* The wire values never change: a new type takes the next one. */
-	static const char *const names[] = {NULL,	"status", "history", "approve", "reject",
-					    "rollback", "pause",  "resume",  "profile", "explain"};
+	static const char *const names[] = {NULL,
+					    "status",
+					    "history",
+					    "approve",
+					    "reject",
+					    "rollback",
+					    "pause",
+					    "resume",
+					    "profile",
+					    "explain",
+					    "redirect list",
+					    "redirect apply",
+					    "redirect revert"};
 	assert_int_equal(ctl_req_ndescs, ARRAY_SIZE(names) - 1);
 	for (uint16_t t = 1; t < ARRAY_SIZE(names); t++)
 		assert_string_equal(ctl_req_desc(t)->name, names[t]);
 	assert_int_equal(CTL_REQ_EXPLAIN, 9);
 	assert_int_equal(ctl_req_desc(CTL_REQ_EXPLAIN)->arg, CTL_ARG_ID);
+	assert_int_equal(CTL_REQ_REDIRECT_LIST, 10);
+	assert_int_equal(ctl_req_desc(CTL_REQ_REDIRECT_LIST)->arg, CTL_ARG_NONE);
+	assert_int_equal(CTL_REQ_REDIRECT_APPLY, 11);
+	assert_int_equal(ctl_req_desc(CTL_REQ_REDIRECT_APPLY)->arg, CTL_ARG_REDIRECT);
+	assert_int_equal(CTL_REQ_REDIRECT_REVERT, 12);
+	assert_int_equal(ctl_req_desc(CTL_REQ_REDIRECT_REVERT)->arg, CTL_ARG_ID);
+	/* The CLI reaches the redirect ones by two words, never by "redirect" alone. */
+	assert_null(ctl_req_desc_by_name("redirect"));
 }
 
 static void test_req_round_trip(void **state)
@@ -143,8 +165,13 @@ static void test_req_round_trip(void **state)
 			in.seconds = 3;
 			in.kind = CTL_PROFILE_CPU;
 		}
+		if (d->arg == CTL_ARG_REDIRECT) {
+			strcpy(in.redirect, "fast-path_2");
+			strcpy(in.alternative, "hash__alt_simd");
+		}
 		assert_int_equal(ctl_req_encode(&in, buf, sizeof(buf), &len), 0);
-		assert_int_equal(len, CTL_HDR_SIZE + d->payload_min + strlen(in.target));
+		assert_int_equal(len, CTL_HDR_SIZE + d->payload_min + strlen(in.target) +
+					  strlen(in.redirect) + strlen(in.alternative));
 		assert_int_equal(ctl_req_size(buf, 3, &need), 0);
 		assert_int_equal(need, CTL_HDR_SIZE);
 		assert_int_equal(ctl_req_size(buf, CTL_HDR_SIZE, &need), 0);
@@ -159,6 +186,8 @@ static void test_req_round_trip(void **state)
 		assert_int_equal(out.kind, in.kind);
 		assert_string_equal(out.func, in.func);
 		assert_int_equal(out.pid, in.pid);
+		assert_string_equal(out.redirect, in.redirect);
+		assert_string_equal(out.alternative, in.alternative);
 		assert_int_equal(out.token, 0);
 	}
 }
@@ -204,7 +233,7 @@ static void test_req_refused(void **state)
 	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EPROTONOSUPPORT);
 	assert_int_equal(ctl_req_size(m.b, m.n, &need), -EPROTONOSUPPORT);
 
-	static const uint16_t unknown[] = {0, 10, 0x7fff, CTL_RESP_BIT | CTL_REQ_STATUS, 0xffff};
+	static const uint16_t unknown[] = {0, 13, 0x7fff, CTL_RESP_BIT | CTL_REQ_STATUS, 0xffff};
 	for (size_t i = 0; i < ARRAY_SIZE(unknown); i++) {
 		m_hdr(&m, CTL_MAGIC, CTL_VERSION, unknown[i], 0);
 		assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EOPNOTSUPP);
@@ -248,6 +277,14 @@ static void test_req_refused(void **state)
 	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_EXPLAIN, 8);
 	m_u64(&m, 0);
 	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -ERANGE);
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_REVERT, 8);
+	m_u64(&m, 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -ERANGE);
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_REVERT, 8);
+	m_u64(&m, 77);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), 0);
+	assert_int_equal(req.type, CTL_REQ_REDIRECT_REVERT);
+	assert_int_equal(req.id, 77);
 
 	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_HISTORY, 4);
 	m_u32(&m, 0);
@@ -439,6 +476,202 @@ static void test_req_profile_refused(void **state)
 	m_u32(&m, 0);
 	m_end(&m);
 	assert_int_equal(decode(&m), 0);
+}
+
+/* REDIRECT (redirect apply): two strings, the second possibly empty. */
+
+static void m_redirect(struct msg *m, const char *name, const char *alt)
+{
+	m_hdr(m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_APPLY, 0);
+	m_str(m, name);
+	m_str(m, alt);
+	m_end(m);
+}
+
+static struct ctl_request redirect_req(const char *name, const char *alt)
+{
+	struct ctl_request req = {.type = CTL_REQ_REDIRECT_APPLY};
+
+	strcpy(req.redirect, name);
+	strcpy(req.alternative, alt);
+	return req;
+}
+
+static void test_req_redirect(void **state)
+{
+	static const uint8_t expect[] = {
+	    'H', 'C', 'T', 'L', 1,   0,	  11,  0,   18,	 0,   0,
+	    0,				       /* header: REDIRECT_APPLY, 18 bytes */
+	    3,	 0,   0,   0,	'h', 'o', 't', /* name */
+	    7,	 0,   0,   0,	'f', '_', '_', 'a', 'l', 't', '2', /* alternative */
+	};
+	static const uint8_t expect_next[] = {
+	    'H', 'C', 'T', 'L', 1,   0,	  11,  0, 11, 0, 0, 0, /* 11 bytes */
+	    3,	 0,   0,   0,	'h', 'o', 't', 0, 0,  0, 0,    /* name, no alternative */
+	};
+	struct ctl_request in = redirect_req("hot", "f__alt2"), out;
+	uint8_t buf[CTL_REQ_BUF_SIZE];
+	size_t len, need;
+
+	assert_int_equal(ctl_req_encode(&in, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, sizeof(expect));
+	assert_memory_equal(buf, expect, sizeof(expect));
+	assert_int_equal(ctl_req_size(buf, CTL_HDR_SIZE, &need), 0);
+	assert_int_equal(need, len);
+	memset(&out, 0xff, sizeof(out));
+	assert_int_equal(ctl_req_decode(buf, len, &out), 0);
+	assert_int_equal(out.type, CTL_REQ_REDIRECT_APPLY);
+	assert_string_equal(out.redirect, "hot");
+	assert_string_equal(out.alternative, "f__alt2");
+	assert_int_equal(out.id, 0);
+	assert_string_equal(out.target, "");
+	assert_int_equal(out.token, 0);
+	assert_int_equal(ctl_req_encode(&in, buf, sizeof(expect) - 1, &len), -ENOBUFS);
+	for (size_t n = 0; n < sizeof(expect); n++)
+		assert_int_equal(ctl_req_decode(expect, n, &out), -ENODATA);
+
+	/* No alternative: the redirect's next one. */
+	in = redirect_req("hot", "");
+	assert_int_equal(ctl_req_encode(&in, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, sizeof(expect_next));
+	assert_memory_equal(buf, expect_next, sizeof(expect_next));
+	memset(&out, 0xff, sizeof(out));
+	assert_int_equal(ctl_req_decode(buf, len, &out), 0);
+	assert_string_equal(out.redirect, "hot");
+	assert_string_equal(out.alternative, "");
+
+	/* Every character each may hold; the longest ones fit the server's buffer. */
+	in = redirect_req("abcdefghijklmnopqrstuvwxyz0123_-",
+			  "_ZN3foo3barEv.cold$x@GLIBC_2.2.5ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+	assert_int_equal(ctl_redirect_check(&in), 0);
+	assert_int_equal(ctl_req_encode(&in, buf, sizeof(buf), &len), 0);
+	assert_int_equal(ctl_req_decode(buf, len, &out), 0);
+	assert_string_equal(out.redirect, in.redirect);
+	assert_string_equal(out.alternative, in.alternative);
+
+	char name[CTL_REDIRECT_NAME_MAX + 1], alt[CTL_SYMBOL_MAX + 1];
+
+	memset(name, 'n', sizeof(name));
+	memset(alt, 'A', sizeof(alt));
+	name[CTL_REDIRECT_NAME_MAX] = alt[CTL_SYMBOL_MAX] = '\0';
+	in = redirect_req(name, alt);
+	assert_int_equal(ctl_req_encode(&in, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, CTL_HDR_SIZE + CTL_REDIRECT_PAYLOAD_MAX);
+	assert_int_equal(CTL_REDIRECT_PAYLOAD_MAX, 167);
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(ctl_req_decode(buf, len, &out), 0);
+	assert_string_equal(out.redirect, name);
+	assert_string_equal(out.alternative, alt);
+}
+
+static void test_req_redirect_refused(void **state)
+{
+	char long_name[CTL_REDIRECT_NAME_MAX + 2], long_alt[CTL_SYMBOL_MAX + 2];
+	static const struct {
+		const char *name, *alt;
+		int err;
+	} bad[] = {
+	    {"", "", -EBADMSG},					/* no name */
+	    {"", "f__alt", -EBADMSG},	 {"Hot", "", -EBADMSG}, /* a name is [a-z0-9_-] */
+	    {"h t", "", -EBADMSG},	 {"h.t", "", -EBADMSG},
+	    {"hot\n", "", -EBADMSG},	 {"h\xc3\xa9", "", -EBADMSG},
+	    {"hot", "f-alt", -EBADMSG}, /* an alternative is [A-Za-z0-9_.$@] */
+	    {"hot", "f alt", -EBADMSG},	 {"hot", "f/alt", -EBADMSG},
+	    {"hot", "f(int)", -EBADMSG}, {"hot", "f\x7f", -EBADMSG},
+	    {"hot", "f\t", -EBADMSG},	 {"hot", "\xc3\xa9t\xc3\xa9", -EBADMSG},
+	};
+	struct ctl_request req;
+	uint8_t buf[CTL_REQ_BUF_SIZE];
+	struct msg m;
+	size_t len, need;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		m_redirect(&m, bad[i].name, bad[i].alt);
+		assert_int_equal(ctl_req_size(m.b, m.n, &need), 0); /* the header is fine */
+		assert_int_equal(ctl_req_decode(m.b, m.n, &req), bad[i].err);
+		/* The encoder refuses what the decoder would, with the same error. */
+		req = redirect_req(bad[i].name, bad[i].alt);
+		assert_int_equal(ctl_redirect_check(&req), bad[i].err);
+		assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), bad[i].err);
+	}
+
+	/* Too long by one: E2BIG, on the wire and in the encoder. */
+	memset(long_name, 'a', sizeof(long_name));
+	long_name[CTL_REDIRECT_NAME_MAX + 1] = '\0';
+	m_redirect(&m, long_name, "");
+	assert_int_equal(ctl_req_size(m.b, m.n, &need), 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -E2BIG);
+	memset(long_alt, 'f', sizeof(long_alt));
+	long_alt[CTL_SYMBOL_MAX + 1] = '\0';
+	m_redirect(&m, "hot", long_alt);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -E2BIG);
+	req = redirect_req("hot", "");
+	memcpy(req.redirect, long_name, CTL_REDIRECT_NAME_MAX + 1); /* not terminated */
+	assert_int_equal(ctl_redirect_check(&req), -E2BIG);
+	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), -E2BIG);
+	req = redirect_req("hot", "");
+	memcpy(req.alternative, long_alt, CTL_SYMBOL_MAX + 1);
+	assert_int_equal(ctl_redirect_check(&req), -E2BIG);
+	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), -E2BIG);
+
+	/* A NUL inside either string. */
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_APPLY, 0);
+	m_u32(&m, 3);
+	m_bytes(&m, "h\0t", 3);
+	m_u32(&m, 0);
+	m_end(&m);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_APPLY, 0);
+	m_str(&m, "hot");
+	m_u32(&m, 3);
+	m_bytes(&m, "f\0g", 3);
+	m_end(&m);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+
+	/* A length running past the payload; the second string missing; bytes left over. */
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_APPLY, 0);
+	m_u32(&m, 5);
+	m_bytes(&m, "hot", 3);
+	m_u32(&m, 0);
+	m_end(&m);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_APPLY, 0);
+	m_str(&m, "hot");
+	m_u32(&m, 4);
+	m_bytes(&m, "f", 1);
+	m_end(&m);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_APPLY, 0);
+	m_str(&m, "hot");
+	m_u32(&m, 0);
+	m_u32(&m, 0);
+	m_u32(&m, 0); /* 15 bytes: within the bounds, one u32 too many */
+	m_end(&m);
+	assert_int_equal(ctl_req_size(m.b, m.n, &need), 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+	m_redirect(&m, "hot", "f");
+	m_u8(&m, 0);
+	m_end(&m);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+
+	/* Payload sizes outside [min, max] are refused from the header alone. */
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_APPLY, CTL_REDIRECT_PAYLOAD_MIN - 1);
+	assert_int_equal(ctl_req_size(m.b, m.n, &need), -EBADMSG);
+	for (uint32_t b = 0; b < CTL_REDIRECT_PAYLOAD_MIN - 1; b++)
+		m_u8(&m, 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_APPLY, CTL_REDIRECT_PAYLOAD_MAX + 1);
+	assert_int_equal(ctl_req_size(m.b, m.n, &need), -EBADMSG);
+	for (uint32_t b = 0; b < CTL_REDIRECT_PAYLOAD_MAX + 1; b++)
+		m_u8(&m, 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
+
+	/* The list takes nothing, the revert a change id > 0. */
+	req = (struct ctl_request){.type = CTL_REQ_REDIRECT_REVERT};
+	assert_int_equal(ctl_req_encode(&req, buf, sizeof(buf), &len), -ERANGE);
+	m_hdr(&m, CTL_MAGIC, CTL_VERSION, CTL_REQ_REDIRECT_LIST, 1);
+	m_u8(&m, 0);
+	assert_int_equal(ctl_req_decode(m.b, m.n, &req), -EBADMSG);
 }
 
 /* Responses. */
@@ -1073,6 +1306,8 @@ int main(void)
 	    cmocka_unit_test(test_req_refused),
 	    cmocka_unit_test(test_req_profile),
 	    cmocka_unit_test(test_req_profile_refused),
+	    cmocka_unit_test(test_req_redirect),
+	    cmocka_unit_test(test_req_redirect_refused),
 	    cmocka_unit_test(test_resp_round_trip),
 	    cmocka_unit_test(test_resp_error),
 	    cmocka_unit_test(test_builder_refused),

@@ -1,0 +1,1186 @@
+/* engine.c - the redirect engine (see engine.h): each policy redirect as a state machine that
+ * tries the function's alternatives one canary at a time through the safety layer.
+ *
+ * Each tick: every redirect samples its target (struct safe_canary_sample from the snapshot
+ * and the fitness), checks that the processes it redirected are alive, then advances by at
+ * most one phase that waits. Everything it does is logged with the change ids that `homeostat
+ * history`, `explain`, `rollback` and `redirect revert` take, and audited ("redirect.*").
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "fitness/fitness.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "memory/memory.h"
+#include "observe/cpuprof.h"
+#include "observe/profile.h"
+#include "observe/symbolize.h"
+#include "observe/targets.h"
+#include "redirect/engine.h"
+#include "redirect/uprobe.h"
+#include "safety/canary.h"
+#include "safety/changes.h"
+#include "safety/policy.h"
+
+#define RD_MAX		   SAFE_MAX_REDIRECTS
+#define RD_ALTS		   SAFE_MAX_ALTERNATIVES
+#define RD_PROCS	   32	/* processes one redirect holds at most */
+#define HOT_PERIOD_MS	   5000 /* how often a waiting redirect looks at the CPU profile */
+#define HOT_SECONDS	   30	/* over the last 30 s of samples */
+#define HOT_MEMBERS	   4	/* of at most 4 of the target's processes */
+#define CRASH_MEMORY_TICKS 5	/* fatal signals seen this recently explain a death */
+#define GONE_WAIT_TICKS	   3	/* a death without a known cause waits this long for one */
+#define NOTE_MAX	   512
+#define WHY_MAX		   2048
+#define SOURCE_PREFIX	   "redirect:"
+
+enum phase { RP_WAIT, RP_PROPOSE, RP_APPROVAL, RP_CANARY, RP_KEPT, RP_DONE };
+
+static const char *const phase_names[] = {"wait", "propose", "approval", "canary", "kept", "done"};
+
+/* One process redirected by a change of the redirect. */
+struct proc {
+	pid_t pid;
+	unsigned long long start; /* of pid at apply: a reused pid is another process */
+	int64_t id;		  /* the change */
+	uint64_t gone_ms;	  /* first seen gone without a known cause */
+};
+
+struct job {
+	bool used, seen;
+	struct safe_redirect def; /* strings point into the policy: refreshed at configure */
+	char name[SAFE_NAME_MAX + 1], target[SAFE_NAME_MAX + 1];
+	char function[RD_NAME_MAX], object[512];
+	char source[SAFE_SOURCE_MAX];
+	enum phase phase;
+	uint64_t phase_ms;
+	/* the alternatives: the policy's, or found by the naming convention at the first trial */
+	char alts[RD_ALTS][RD_NAME_MAX];
+	size_t nalts, next; /* next: the one the next trial takes */
+	bool listed;
+	char forced[RD_NAME_MAX]; /* an operator's `redirect apply NAME ALT` */
+	bool force, was_forced;
+	/* how hot the function is */
+	double hot_share;
+	uint64_t hot_checked_ms;
+	/* the trial, or what was kept */
+	char alt[RD_NAME_MAX];
+	struct proc procs[RD_PROCS];
+	size_t nprocs;
+	size_t ncanary; /* procs[0..ncanary) are the trial's canary processes */
+	bool notify;
+	int64_t not_before_ms;
+	struct safe_canary_run *run;
+	uint64_t fatal_seen_ms; /* the target's last fatal signal during the trial */
+	int fatal_sig;
+	bool promoted; /* kept: every process of the target at the time got it */
+	unsigned tried;
+	char note[NOTE_MAX];
+};
+
+struct rd_engine {
+	struct job jobs[RD_MAX];
+	int busy; /* the job in approval or canary, -1: none */
+	struct obs_symbolizer *sym;
+	char mechanisms[400];
+};
+
+struct ctx {
+	struct rd_engine *e;
+	const struct rd_env *env;
+	struct job *j;
+	int index;
+};
+
+static void note(struct ctx *c, const char *fmt, ...) HS_PRINTF(2, 3);
+static void note(struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->j->note, sizeof(c->j->note), fmt, ap);
+	va_end(ap);
+	log_info("redirect %s: %s", c->j->name, c->j->note);
+}
+
+static void set_phase(struct ctx *c, enum phase p)
+{
+	c->j->phase = p;
+	c->j->phase_ms = c->env->mono_ms;
+	if (p == RP_APPROVAL || p == RP_CANARY)
+		c->e->busy = c->index;
+	else if (c->e->busy == c->index)
+		c->e->busy = -1;
+}
+
+/* ---- the target ---- */
+
+static const struct obs_members *members_of(const struct rd_env *env, const char *target)
+{
+	const struct obs_targets *t = env->obs ? obs_targets(env->obs) : NULL;
+	int idx = t ? obs_targets_index(t, target) : -1;
+
+	return idx > 0 ? &t->members[idx] : NULL;
+}
+
+/* Is a weighted part of f still learning its baseline? (as the tuner's) */
+static bool learning(const struct rd_env *env, const struct fit_score *f)
+{
+	const struct safe_fitness *w = &env->policy->fitness;
+	const double weight[FIT_PART_COUNT] = {w->latency, w->errors, w->throughput, w->cost};
+
+	for (int p = 0; p < FIT_PART_COUNT; p++)
+		if (weight[p] > 0 && f->part[p].basis == FIT_BASIS_LEARNING)
+			return true;
+	return false;
+}
+
+/* The tick's sample of the target: its fitness, counted errors, syscall rate (a request is a
+ * few syscalls: the rate follows the throughput), RSS. p99 is left out: the syscall latency
+ * window spans several switchback blocks. False when the target has no process. */
+static bool sample_of(const struct rd_env *env, const char *target, struct safe_canary_sample *s)
+{
+	const struct obs_target_snap *t = obs_snapshot_target(env->snap, target);
+	const struct fit_score *f = env->fit ? fit_lookup(env->fit, target) : NULL;
+
+	*s = SAFE_CANARY_SAMPLE_UNKNOWN;
+	if (!t || t->nprocs == 0)
+		return false;
+	fit_error_counts(t, &s->errors, &s->events);
+	s->fitness = f && !learning(env, f) ? f->score : NAN;
+	s->throughput = t->sc_rate;
+	s->rss_bytes = t->rss_bytes;
+	return true;
+}
+
+/* The function's share of the CPU samples of (up to HOT_MEMBERS of) the target's processes
+ * over the last HOT_SECONDS, NAN when the always-on profile is not running. */
+static double hot_share(struct ctx *c, const struct obs_members *m)
+{
+	struct obs_cpuprof *cp = obs_cpuprof_host();
+	uint64_t mine = 0, all = 0;
+
+	if (!cp || !c->e->sym)
+		return NAN;
+	for (size_t i = 0; i < m->n && i < HOT_MEMBERS; i++) {
+		struct obs_profile p;
+		struct obs_profile_fn *rows;
+		int n;
+
+		if (obs_cpuprof_recent(cp, c->e->sym, (uint32_t)m->pids[i], HOT_SECONDS,
+				       c->env->mono_ms, &p))
+			continue;
+		all += obs_profile_weight(&p, 0);
+		n = obs_profile_top(&p, 0, &rows);
+		for (int k = 0; k < n; k++)
+			if (rows[k].func && !strcmp(rows[k].func, c->j->function))
+				mine += rows[k].self;
+		if (n >= 0)
+			free(rows);
+		obs_profile_reset(&p);
+	}
+	return all ? (double)mine / (double)all : 0;
+}
+
+/* ---- processes ---- */
+
+static bool proc_alive(const struct proc *p)
+{
+	return act_same_process(p->pid, p->start);
+}
+
+static bool redirected(const struct job *j, pid_t pid)
+{
+	for (size_t i = 0; i < j->nprocs; i++)
+		if (j->procs[i].pid == pid)
+			return true;
+	return false;
+}
+
+/* The request that redirects the function of pid to alt. 0 or -errno with why. */
+static int patch_request(struct ctx *c, pid_t pid, const char *alt, struct act_request *req,
+			 char *comm, size_t commsize, char *why, size_t size)
+{
+	struct obs_sym_addr fn, to;
+	const char *object = c->j->object[0] ? c->j->object : NULL;
+	int r;
+
+	act_request_init(req, ACT_KIND_PATCH);
+	req->pid = pid;
+	r = act_pid_identity(pid, &req->pid_start, comm, commsize);
+	if (r)
+		return snprintf(why, size, "process %d is gone", (int)pid), r;
+	obs_sym_forget_procs(c->e->sym); /* maps change: a restarted process, a dlopen */
+	r = obs_sym_find(c->e->sym, pid, object, c->j->function, &fn);
+	if (r)
+		return snprintf(why, size, "function %s not found in process %d%s%.200s: %s",
+				c->j->function, (int)pid, object ? " in " : "", object ?: "",
+				strerror(-r)),
+		       r;
+	r = obs_sym_find(c->e->sym, pid, object, alt, &to);
+	if (r)
+		return snprintf(why, size, "alternative %s not found in process %d: %s", alt,
+				(int)pid, strerror(-r)),
+		       r;
+	req->patch.addr = fn.addr;
+	req->patch.size = fn.size;
+	req->patch.to = to.addr;
+	hs_strlcpy(req->patch.function, c->j->function, sizeof(req->patch.function));
+	hs_strlcpy(req->patch.alternative, alt, sizeof(req->patch.alternative));
+	return 0;
+}
+
+static void fill_in(struct ctx *c, struct safe_change_in *ci, const char *why, const char *comm,
+		    int processes)
+{
+	memset(ci, 0, sizeof(*ci));
+	ci->p.source = c->j->source;
+	ci->p.target = c->j->target;
+	ci->p.action_class = c->j->def.class;
+	ci->p.comm = comm;
+	ci->p.now_ms = c->env->now_ms;
+	ci->p.processes = processes;
+	ci->p.targets = 1;
+	ci->force_dry_run = c->env->force_dry_run;
+	ci->why = why;
+}
+
+/* A part of a change already admitted (another canary process, a promotion): applied at once.
+ * Adds it to procs[]. 0 or -errno with why. */
+static int apply_part(struct ctx *c, pid_t pid, const char *why, int64_t *id, char *rwhy,
+		      size_t size)
+{
+	struct job *j = c->j;
+	struct safe_change_in ci;
+	struct safe_change_out out;
+	char comm[32];
+	int r;
+
+	if (j->nprocs == RD_PROCS)
+		return snprintf(rwhy, size, "redirect holds %d processes already", RD_PROCS),
+		       -ENOSPC;
+	fill_in(c, &ci, why, NULL, 1);
+	r = patch_request(c, pid, j->alt, &ci.p.req, comm, sizeof(comm), rwhy, size);
+	if (r)
+		return r;
+	ci.p.comm = comm;
+	ci.p.part_of_change = true;
+	ci.p.approved = true;
+	r = safe_changes_propose(c->env->changes, c->env->policy, &ci, &out);
+	if (!r && (out.d.decision != SAFE_ALLOW || out.err)) {
+		snprintf(rwhy, size, "%.200s", out.err ? out.why : out.d.reason);
+		r = out.err ? out.err : -EPERM;
+	}
+	if (r)
+		return r;
+	j->procs[j->nprocs++] =
+	    (struct proc){.pid = pid, .start = ci.p.req.pid_start, .id = out.change_id};
+	*id = out.change_id;
+	return 0;
+}
+
+/* ---- trials ---- */
+
+static void trial_release(struct job *j)
+{
+	safe_canary_free(j->run);
+	j->run = NULL;
+	j->nprocs = 0;
+	j->ncanary = 0;
+	j->fatal_seen_ms = 0;
+	j->fatal_sig = 0;
+	j->promoted = false;
+}
+
+/* Concludes every change of the redirect (the trial's, or the kept ones' when an operator or a
+ * crash ends them). keep: the trial's changes stay. */
+static void conclude_all(struct ctx *c, bool keep, enum safe_verdict v, const char *json,
+			 const char *reason)
+{
+	struct job *j = c->j;
+
+	for (size_t i = 0; i < j->nprocs; i++) {
+		struct safe_live *l = safe_changes_live(c->env->changes, j->procs[i].id);
+		int r;
+
+		if (!l)
+			continue;
+		if (l->kept) {
+			char why[256];
+
+			r = safe_changes_rollback(c->env->changes, j->procs[i].id, "homeostat", why,
+						  sizeof(why));
+		} else {
+			r = safe_changes_conclude(c->env->changes, j->procs[i].id, keep, (int)v,
+						  json, reason);
+		}
+		if (r && r != -ENOENT)
+			log_warn_errno(r, "redirect %s: concluding change %" PRId64, j->name,
+				       j->procs[i].id);
+	}
+}
+
+/* The crashed process comes back through the target's restart command (restart_on_crash). */
+static void restart_crashed(struct ctx *c, pid_t pid)
+{
+	const struct safe_target *t = safe_policy_target(c->env->policy, c->j->target);
+	struct safe_change_in ci;
+	struct safe_change_out out;
+	char why[512], rwhy[256];
+
+	if (!c->j->def.restart_on_crash)
+		return;
+	snprintf(why, sizeof(why),
+		 "redirect %s: process %d of target %s crashed while %s was redirected to %s; "
+		 "restart_on_crash",
+		 c->j->name, (int)pid, c->j->target, c->j->function, c->j->alt);
+	fill_in(c, &ci, why, NULL, 1);
+	ci.p.part_of_change = true;
+	ci.p.approved = true;
+	if (safe_restart_request(t, 10000, &ci.p.req, rwhy, sizeof(rwhy))) {
+		note(c, "the crashed process cannot be restarted: %s", rwhy);
+		return;
+	}
+	if (safe_changes_propose(c->env->changes, c->env->policy, &ci, &out) ||
+	    out.d.decision != SAFE_ALLOW || out.err) {
+		note(c, "the crashed process was not restarted: %s",
+		     out.err ? out.why : out.d.reason);
+		return;
+	}
+	safe_changes_conclude(c->env->changes, out.change_id, true, MEM_VERDICT_NONE, NULL,
+			      "the restart ran");
+	log_notice("redirect %s: restarted the crashed process (change %" PRId64 ")", c->j->name,
+		   out.change_id);
+}
+
+static bool transient(enum safe_rule r)
+{
+	return r == SAFE_RULE_STORM || r == SAFE_RULE_CHANGES_PER_HOUR ||
+	       r == SAFE_RULE_CONCURRENT || r == SAFE_RULE_COOLDOWN || r == SAFE_RULE_FLAP;
+}
+
+/* The alternative next_alt() gave must wait: the next call gives it again. */
+static void again(struct job *j)
+{
+	if (j->was_forced)
+		j->force = true;
+	else
+		j->next--;
+}
+
+/* The next alternative, or false when every one was tried. */
+static bool next_alt(struct ctx *c)
+{
+	struct job *j = c->j;
+
+	if (j->force) {
+		hs_strlcpy(j->alt, j->forced, sizeof(j->alt));
+		j->force = false;
+		j->was_forced = true;
+		return true;
+	}
+	j->was_forced = false;
+	if (j->next >= j->nalts)
+		return false;
+	hs_strlcpy(j->alt, j->alts[j->next++], sizeof(j->alt));
+	return true;
+}
+
+/* The alternatives of the policy, or every FUNCTION__alt_* of the ELF. 0 or -errno. */
+static int list_alts(struct ctx *c, pid_t pid)
+{
+	struct job *j = c->j;
+	int n;
+
+	if (j->listed)
+		return 0;
+	if (j->def.n_alternatives) {
+		for (size_t i = 0; i < j->def.n_alternatives && i < RD_ALTS; i++)
+			hs_strlcpy(j->alts[i], j->def.alternatives[i], sizeof(j->alts[i]));
+		j->nalts = j->def.n_alternatives;
+	} else {
+		n = obs_sym_alternatives(c->e->sym, pid, j->object[0] ? j->object : NULL,
+					 j->function, j->alts, RD_ALTS);
+		if (n < 0) {
+			note(c, "cannot list the alternatives of %s in process %d: %s", j->function,
+			     (int)pid, strerror(-n));
+			return n;
+		}
+		j->nalts = (size_t)n;
+		if (n)
+			note(c, "found %d alternatives of %s by name (%s__alt_*)", n, j->function,
+			     j->function);
+	}
+	j->listed = true;
+	return 0;
+}
+
+static void canary_start(struct ctx *c)
+{
+	struct job *j = c->j;
+	const struct safe_canary *pc = &c->env->policy->canary;
+	struct safe_canary_cfg cfg;
+	bool sw = pc->switchback_block_ms > 0 && pc->duration_ms >= 2 * pc->switchback_block_ms;
+	int64_t ids[RD_PROCS];
+	int r;
+
+	safe_canary_cfg_init(&cfg, c->env->policy,
+			     sw ? SAFE_CANARY_SWITCHBACK : SAFE_CANARY_BEFORE_AFTER);
+	for (size_t i = 0; i < j->ncanary; i++)
+		ids[i] = j->procs[i].id;
+	r = sw ? safe_changes_switch_all(c->env->changes, ids, j->ncanary, false) : -EOPNOTSUPP;
+	for (size_t i = 0; r && sw && i < j->ncanary; i++)
+		if (!proc_alive(&j->procs[i]))
+			r = 0; /* died in the moment it was redirected: the canary's death watch
+				* says how, and rolls it back */
+	if (!r)
+		r = safe_canary_new(&cfg, (int64_t)c->env->mono_ms, NULL, 0, &j->run);
+	if (r) {
+		note(c, "%s: the canary could not start (%s); rolled back",
+		     sw ? "switchback"
+			: "the policy's canary is shorter than two switchback blocks",
+		     strerror(-r));
+		conclude_all(c, false, SAFE_VERDICT_INCONCLUSIVE, NULL,
+			     "the canary could not start");
+		trial_release(j);
+		set_phase(c, RP_PROPOSE);
+		return;
+	}
+	note(c,
+	     "trial of %s: %zu of %zu processes redirected (change %" PRId64 "), switchback "
+	     "canary for %lld s in blocks of %lld s (off first)",
+	     j->alt, j->ncanary,
+	     members_of(c->env, j->target) ? members_of(c->env, j->target)->n : 0, j->procs[0].id,
+	     (long long)(cfg.duration_ms / 1000), (long long)(cfg.block_ms / 1000));
+	set_phase(c, RP_CANARY);
+}
+
+/* The first canary process is redirected: the others join as parts of the change. */
+static void on_applied(struct ctx *c, const struct safe_change_out *out, pid_t pid,
+		       unsigned long long start, const char *why)
+{
+	struct job *j = c->j;
+	const struct obs_members *m = members_of(c->env, j->target);
+	pid_t self = getpid();
+
+	j->procs[0] = (struct proc){.pid = pid, .start = start, .id = out->change_id};
+	j->nprocs = j->ncanary = 1;
+	for (size_t i = 0;
+	     m && i < m->n && j->ncanary < (size_t)j->def.canary_processes && j->ncanary + 1 < m->n;
+	     i++) {
+		char rwhy[256];
+		int64_t id;
+
+		if (m->pids[i] == self || redirected(j, m->pids[i]))
+			continue;
+		if (apply_part(c, m->pids[i], why, &id, rwhy, sizeof(rwhy))) {
+			note(c, "process %d not in the canary: %s", (int)m->pids[i], rwhy);
+			continue;
+		}
+		j->ncanary = j->nprocs;
+	}
+	canary_start(c);
+}
+
+static void propose_step(struct ctx *c)
+{
+	struct job *j = c->j;
+	const struct obs_members *m = members_of(c->env, j->target);
+	struct safe_change_in ci;
+	struct safe_change_out out;
+	struct act_request req;
+	struct safe_decision_out pre;
+	char why[WHY_MAX], rwhy[512], comm[32], hot[64];
+	pid_t pid = 0, self = getpid();
+	size_t n = 0, ncan;
+	int r;
+
+	for (size_t i = 0; m && i < m->n; i++)
+		if (m->pids[i] != self) {
+			n++;
+			if (!pid)
+				pid = m->pids[i];
+		}
+	if (!pid)
+		return;
+	if (list_alts(c, pid))
+		return;
+	if (!next_alt(c)) {
+		note(c, "every alternative of %s was tried (%u), none kept: %s stays as it is",
+		     j->function, j->tried, j->function);
+		mem_audit(c->env->mem, "homeostat", "redirect.done", 0, "redirect %s: %s", j->name,
+			  j->note);
+		set_phase(c, RP_DONE);
+		return;
+	}
+	r = patch_request(c, pid, j->alt, &req, comm, sizeof(comm), rwhy, sizeof(rwhy));
+	if (r) {
+		note(c, "%s not tried: %s", j->alt, rwhy);
+		j->tried++;
+		return;
+	}
+	r = safe_changes_should_attempt(c->env->changes, j->target, &req, rwhy, sizeof(rwhy));
+	if (r == 0) {
+		note(c, "%s not tried: %s", j->alt, rwhy);
+		j->tried++;
+		return;
+	}
+	ncan = (size_t)j->def.canary_processes < n ? (size_t)j->def.canary_processes : n;
+	if (isnan(j->hot_share))
+		snprintf(hot, sizeof(hot), "hot: unknown, no CPU profile");
+	else
+		snprintf(hot, sizeof(hot), "%.0f%% of the target's CPU samples",
+			 j->hot_share * 100);
+	snprintf(why, sizeof(why),
+		 "redirect %s: %s of target %s (%s) to %s, in %zu of its %zu processes (process "
+		 "%d first) through an entry patch; kept only if a switchback canary shows the "
+		 "target better, rolled back at once on a rollback_on breach or a crash",
+		 j->name, j->function, j->target, hot, j->alt, ncan, n, (int)pid);
+	fill_in(c, &ci, why, comm, (int)ncan);
+	ci.p.req = req;
+	/* cooldowns, budgets and storms pass: wait for them without a record a tick */
+	safe_changes_refresh_counts(c->env->changes);
+	safe_gate_use_policy(&c->env->changes->gate, c->env->policy);
+	safe_gate_check(c->env->policy, &c->env->changes->gate, &ci.p, &pre);
+	if (pre.decision == SAFE_DENY && transient(pre.rule)) {
+		if (strcmp(j->note, pre.reason))
+			note(c, "%s", pre.reason);
+		again(j);
+		return;
+	}
+	r = safe_changes_propose(c->env->changes, c->env->policy, &ci, &out);
+	if (r) {
+		note(c, "%s not proposed: memory failed (%s)", j->alt, strerror(-r));
+		again(j); /* next tick */
+		return;
+	}
+	switch (out.d.decision) {
+	case SAFE_ALLOW:
+		if (out.err) {
+			note(c, "%s: change %" PRId64 " failed: %s", j->alt, out.change_id,
+			     out.why);
+			j->tried++;
+			return;
+		}
+		note(c, "change %" PRId64 ": %s redirected to %s in process %d", out.change_id,
+		     j->function, j->alt, (int)pid);
+		on_applied(c, &out, pid, ci.p.req.pid_start, why);
+		return;
+	case SAFE_DRY_RUN:
+		note(c, "change %" PRId64 " recorded, not made (%s); a dry run measures nothing",
+		     out.change_id, out.d.reason);
+		set_phase(c, RP_DONE);
+		return;
+	case SAFE_NEED_APPROVAL:
+	case SAFE_NOTIFY_THEN_ALLOW:
+		j->procs[0] =
+		    (struct proc){.pid = pid, .start = ci.p.req.pid_start, .id = out.change_id};
+		j->nprocs = j->ncanary = 0;
+		j->notify = out.d.decision == SAFE_NOTIFY_THEN_ALLOW;
+		j->not_before_ms = out.d.not_before_ms;
+		note(c,
+		     "change %" PRId64 " (%s -> %s in process %d): %s; 'homeostat %s %" PRId64 "'",
+		     out.change_id, j->function, j->alt, (int)pid, out.d.reason,
+		     j->notify ? "reject" : "approve", out.change_id);
+		set_phase(c, RP_APPROVAL);
+		return;
+	case SAFE_DENY:
+	default:
+		if (transient(out.d.rule)) {
+			again(j); /* a budget: the same alternative later */
+			if (strcmp(j->note, out.d.reason))
+				note(c, "%s", out.d.reason);
+			set_phase(c, RP_WAIT);
+			return;
+		}
+		note(c, "%s: change %" PRId64 " refused: %s", j->alt, out.change_id, out.d.reason);
+		j->tried++;
+		return;
+	}
+}
+
+static void approval_step(struct ctx *c)
+{
+	struct job *j = c->j;
+	struct safe_change_in ci;
+	struct safe_change_out out;
+	char why[512];
+	struct proc first = j->procs[0];
+
+	fill_in(c, &ci, NULL, NULL, 1);
+	switch (safe_changes_await(c->env->changes, c->env->policy, first.id, j->notify,
+				   j->not_before_ms, c->env->now_ms, &ci, &out, why, sizeof(why))) {
+	case SAFE_AWAIT_WAITING:
+		return;
+	case SAFE_AWAIT_APPLIED:
+		if (out.err) {
+			note(c, "change %" PRId64 " approved, and failed: %s", first.id, out.why);
+			j->tried++;
+			set_phase(c, RP_PROPOSE);
+			return;
+		}
+		note(c, "change %" PRId64 " approved", first.id);
+		on_applied(c, &out, first.pid, first.start, ci.why);
+		return;
+	default:
+		note(c, "change %" PRId64 " %s; the next alternative", first.id, why);
+		j->tried++;
+		set_phase(c, RP_PROPOSE);
+		return;
+	}
+}
+
+/* Fatal signals of the target this tick: remembered a few ticks to explain a death. */
+static void watch_fatal(struct ctx *c)
+{
+	const struct obs_target_snap *t = obs_snapshot_target(c->env->snap, c->j->target);
+
+	if (!t || !t->fatal)
+		return;
+	for (int s = 1; s < 64; s++)
+		if (t->fatal_by_sig[s]) {
+			c->j->fatal_sig = s;
+			c->j->fatal_seen_ms = c->env->mono_ms;
+		}
+}
+
+/* A redirected process that died: which one, and was it a crash? The cause is its wait
+ * status while it is a zombie, else a fatal signal the target saw lately; a process already
+ * reaped without either is given GONE_WAIT_TICKS for the signal to show in a snapshot. */
+static struct proc *dead_proc(struct ctx *c, char *how, size_t size)
+{
+	struct job *j = c->j;
+	uint64_t tick = c->env->snap && c->env->snap->elapsed_ms ? c->env->snap->elapsed_ms : 1000;
+
+	for (size_t i = 0; i < j->nprocs; i++) {
+		struct proc *p = &j->procs[i];
+		int st;
+
+		if (proc_alive(p))
+			continue;
+		st = act_pid_exit_status(p->pid, p->start);
+		if (st >= 0 && WIFSIGNALED(st)) {
+			snprintf(how, size, "crashed (SIG%s%s)", sigabbrev_np(WTERMSIG(st)) ?: "?",
+				 WCOREDUMP(st) ? ", core dumped" : "");
+			return p;
+		}
+		if (st >= 0) {
+			snprintf(how, size, "exited (status %d)", WEXITSTATUS(st));
+			return p;
+		}
+		if (j->fatal_sig &&
+		    c->env->mono_ms - j->fatal_seen_ms <= CRASH_MEMORY_TICKS * tick) {
+			snprintf(how, size, "crashed (SIG%s)", sigabbrev_np(j->fatal_sig) ?: "?");
+			return p;
+		}
+		if (!p->gone_ms)
+			p->gone_ms = c->env->mono_ms;
+		if (c->env->mono_ms - p->gone_ms >= GONE_WAIT_TICKS * tick) {
+			snprintf(how, size, "exited");
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool have)
+{
+	struct job *j = c->j;
+	struct safe_canary_step step;
+	char json[16384], how[64], reason[SAFE_REASON_MAX + 128];
+	int64_t ids[RD_PROCS];
+	struct proc *dead;
+	bool breach;
+
+	watch_fatal(c);
+	dead = dead_proc(c, how, sizeof(how));
+	if (dead) {
+		pid_t pid = dead->pid;
+		bool crash = !strncmp(how, "crashed", 7);
+
+		snprintf(reason, sizeof(reason),
+			 "process %d %s while %s was redirected to %s: rolled back in every "
+			 "process",
+			 (int)pid, how, j->function, j->alt);
+		if (safe_canary_json(j->run, json, sizeof(json)) < 0)
+			snprintf(json, sizeof(json), "{}");
+		note(c, "change %" PRId64 ": %s", j->procs[0].id, reason);
+		conclude_all(c, false, crash ? SAFE_VERDICT_ROLLBACK : SAFE_VERDICT_INCONCLUSIVE,
+			     json, reason);
+		mem_audit(c->env->mem, "homeostat", crash ? "redirect.crash" : "redirect.exit",
+			  j->procs[0].id, "redirect %s: %s", j->name, reason);
+		j->tried++;
+		trial_release(j);
+		set_phase(c, RP_PROPOSE);
+		if (crash)
+			restart_crashed(c, pid);
+		return;
+	}
+	for (size_t i = 0; i < j->ncanary; i++)
+		ids[i] = j->procs[i].id;
+	switch (safe_changes_canary_tick(c->env->changes, j->run, (int64_t)c->env->mono_ms,
+					 have ? s : NULL, ids, j->ncanary, &step, json,
+					 sizeof(json))) {
+	case SAFE_TRIAL_SWITCH_FAILED:
+		note(c, "a switchback block could not be set; rolled back");
+		conclude_all(c, false, SAFE_VERDICT_INCONCLUSIVE, NULL,
+			     "the switchback canary could not switch the redirect");
+		j->tried++;
+		trial_release(j);
+		set_phase(c, RP_PROPOSE);
+		return;
+	case SAFE_TRIAL_OVER:
+		break;
+	default:
+		return;
+	}
+	breach = step.action == SAFE_CANARY_BREACH;
+	note(c, "%s (change %" PRId64 "): %s%s, %" PRIu64 " samples against %" PRIu64 ": %s",
+	     j->alt, j->procs[0].id, breach ? "rollback_on breached: " : "verdict ",
+	     breach ? step.breach_metric : safe_verdict_name(step.verdict), step.n_canary,
+	     step.n_baseline, step.reason);
+	j->tried++;
+	if (breach || step.verdict != SAFE_VERDICT_KEEP) {
+		conclude_all(c, false, step.verdict, json, step.reason);
+		trial_release(j);
+		set_phase(c, RP_PROPOSE);
+		return;
+	}
+	for (size_t i = 0; i < j->nprocs; i++)
+		safe_changes_conclude(c->env->changes, j->procs[i].id, true, (int)step.verdict,
+				      json, step.reason);
+	safe_canary_free(j->run);
+	j->run = NULL;
+	mem_audit(c->env->mem, "homeostat", "redirect.kept", j->procs[0].id,
+		  "redirect %s: %s -> %s kept", j->name, j->function, j->alt);
+	set_phase(c, RP_KEPT);
+}
+
+/* Kept: every process of the target gets the redirect (promote), crashes undo it everywhere,
+ * exited processes are forgotten. */
+static void kept_step(struct ctx *c)
+{
+	struct job *j = c->j;
+	const struct obs_members *m = members_of(c->env, j->target);
+	struct proc *dead;
+	char how[64], why[WHY_MAX], rwhy[256];
+	pid_t self = getpid();
+
+	watch_fatal(c);
+	while ((dead = dead_proc(c, how, sizeof(how)))) {
+		if (!strncmp(how, "crashed", 7)) {
+			pid_t pid = dead->pid;
+
+			snprintf(why, sizeof(why),
+				 "process %d %s while %s was redirected to %s (kept by change "
+				 "%" PRId64 "): rolled back in every process",
+				 (int)pid, how, j->function, j->alt, j->procs[0].id);
+			note(c, "%s", why);
+			mem_audit(c->env->mem, "homeostat", "redirect.crash", j->procs[0].id,
+				  "redirect %s: %s", j->name, why);
+			conclude_all(c, false, SAFE_VERDICT_ROLLBACK, NULL, why);
+			trial_release(j);
+			set_phase(c, RP_PROPOSE);
+			restart_crashed(c, pid);
+			return;
+		}
+		safe_changes_forget(c->env->changes, dead->id, "the process exited");
+		*dead = j->procs[--j->nprocs];
+	}
+	if (!j->def.promote || !m)
+		return;
+	for (size_t i = 0; i < m->n; i++) {
+		int64_t id;
+
+		if (m->pids[i] == self || redirected(j, m->pids[i]))
+			continue;
+		if (j->promoted && !j->def.new_processes)
+			continue;
+		snprintf(why, sizeof(why),
+			 "redirect %s: %s -> %s was kept (change %" PRId64 "): promoted to process "
+			 "%d of target %s",
+			 j->name, j->function, j->alt, j->procs[0].id, (int)m->pids[i], j->target);
+		if (apply_part(c, m->pids[i], why, &id, rwhy, sizeof(rwhy))) {
+			log_warn("redirect %s: process %d not redirected: %s", j->name,
+				 (int)m->pids[i], rwhy);
+			continue;
+		}
+		snprintf(rwhy, sizeof(rwhy), "{\"promoted_from\":%" PRId64 "}", j->procs[0].id);
+		safe_changes_conclude(c->env->changes, id, true, MEM_VERDICT_KEEP, rwhy,
+				      "promoted: the redirect was kept");
+		note(c, "promoted to process %d (change %" PRId64 ")", (int)m->pids[i], id);
+	}
+	j->promoted = true;
+}
+
+static void job_step(struct ctx *c)
+{
+	struct job *j = c->j;
+	struct safe_canary_sample s;
+	const struct obs_members *m = members_of(c->env, j->target);
+	bool have = sample_of(c->env, j->target, &s);
+
+	switch (j->phase) {
+	case RP_CANARY:
+		canary_step(c, &s, have);
+		return;
+	case RP_KEPT:
+		kept_step(c);
+		return;
+	case RP_APPROVAL:
+		approval_step(c);
+		return;
+	case RP_DONE:
+		if (!j->force)
+			return;
+		set_phase(c, RP_WAIT);
+		/* fall through */
+	case RP_WAIT:
+	case RP_PROPOSE: {
+		const struct fit_score *f = c->env->fit ? fit_lookup(c->env->fit, j->target) : NULL;
+
+		if (!have || !m || c->env->paused)
+			return;
+		if (c->env->host_busy || (c->e->busy >= 0 && c->e->busy != c->index))
+			return;
+		if (!f || learning(c->env, f))
+			return; /* the fitness would move under the canary */
+		if (!j->force && j->def.hot_share > 0) {
+			if (c->env->mono_ms - j->hot_checked_ms < HOT_PERIOD_MS &&
+			    j->hot_checked_ms)
+				return;
+			j->hot_checked_ms = c->env->mono_ms;
+			j->hot_share = hot_share(c, m);
+			if (isnan(j->hot_share)) {
+				if (j->phase != RP_WAIT || !j->note[0])
+					note(c,
+					     "waiting: the CPU profile is not running, so whether "
+					     "%s is hot is unknown (hot_share: 0%% tries anyway)",
+					     j->function);
+				set_phase(c, RP_WAIT);
+				return;
+			}
+			if (j->hot_share < j->def.hot_share) {
+				if (j->phase != RP_WAIT)
+					note(c,
+					     "waiting: %s has %.1f%% of the target's CPU samples, "
+					     "below hot_share %.1f%%",
+					     j->function, j->hot_share * 100,
+					     j->def.hot_share * 100);
+				set_phase(c, RP_WAIT);
+				return;
+			}
+		} else if (j->hot_checked_ms == 0 ||
+			   c->env->mono_ms - j->hot_checked_ms >= HOT_PERIOD_MS) {
+			j->hot_checked_ms = c->env->mono_ms;
+			j->hot_share = hot_share(c, m);
+		}
+		if (j->phase == RP_WAIT)
+			set_phase(c, RP_PROPOSE);
+		propose_step(c);
+		return;
+	}
+	}
+}
+
+int rd_engine_open(struct rd_engine **out)
+{
+	struct rd_engine *e = calloc(1, sizeof(*e));
+	char why[300];
+	int r;
+
+	if (!e)
+		return -ENOMEM;
+	e->busy = -1;
+	r = obs_sym_new(NULL, &e->sym);
+	if (r) {
+		free(e);
+		return r;
+	}
+	r = redir_uprobe_probe(why, sizeof(why));
+	snprintf(e->mechanisms, sizeof(e->mechanisms),
+		 "entry patch (ptrace): available; uprobe register write: %s%s%s",
+		 r > 0	  ? "available (not used yet)"
+		 : r == 0 ? "refused by this kernel"
+			  : "unknown",
+		 why[0] ? ": " : "", why);
+	log_info("redirects: %s", e->mechanisms);
+	*out = e;
+	return 0;
+}
+
+const char *rd_engine_mechanisms(const struct rd_engine *e)
+{
+	return e ? e->mechanisms : "none";
+}
+
+bool rd_engine_busy(const struct rd_engine *e)
+{
+	return e && e->busy >= 0;
+}
+
+/* Ends a job: a trial in progress is rolled back; kept redirects stay. */
+static void job_end(struct rd_engine *e, int index, const struct rd_env *env, const char *why)
+{
+	struct job *j = &e->jobs[index];
+	struct ctx c = {.e = e, .env = env, .j = j, .index = index};
+	char reason[256];
+
+	if (j->phase == RP_CANARY) {
+		snprintf(reason, sizeof(reason), MEM_INTERRUPTED "%s", why);
+		conclude_all(&c, false, SAFE_VERDICT_INCONCLUSIVE, NULL, reason);
+	}
+	trial_release(j);
+	if (e->busy == index)
+		e->busy = -1;
+	memset(j, 0, sizeof(*j));
+}
+
+static bool same_def(const struct job *j, const struct safe_redirect *d)
+{
+	if (strcmp(j->target, d->target) || strcmp(j->function, d->function) ||
+	    strcmp(j->object, d->object ?: "") || j->def.n_alternatives != d->n_alternatives ||
+	    strcmp(j->def.class, d->class) || j->def.canary_processes != d->canary_processes ||
+	    j->def.restart_on_crash != d->restart_on_crash || j->def.promote != d->promote ||
+	    j->def.new_processes != d->new_processes || j->def.hot_share != d->hot_share)
+		return false;
+	for (size_t i = 0; i < d->n_alternatives; i++)
+		if (strcmp(j->alts[i], d->alternatives[i]))
+			return false;
+	return true;
+}
+
+void rd_engine_configure(struct rd_engine *e, const struct rd_env *env)
+{
+	const struct safe_policy *p = env->policy;
+
+	for (int i = 0; i < RD_MAX; i++)
+		e->jobs[i].seen = false;
+	for (size_t k = 0; p && k < p->n_redirects; k++) {
+		const struct safe_redirect *d = &p->redirects[k];
+		int slot = -1;
+
+		for (int i = 0; i < RD_MAX; i++)
+			if (e->jobs[i].used && !strcmp(e->jobs[i].name, d->name))
+				slot = i;
+		if (slot >= 0 && !same_def(&e->jobs[slot], d)) {
+			job_end(e, slot, env, "the redirect changed in the policy");
+			slot = -1;
+		}
+		for (int i = 0; slot < 0 && i < RD_MAX; i++)
+			if (!e->jobs[i].used)
+				slot = i;
+		if (slot < 0)
+			break;
+		if (!e->jobs[slot].used) {
+			struct job *j = &e->jobs[slot];
+
+			j->used = true;
+			hs_strlcpy(j->name, d->name, sizeof(j->name));
+			hs_strlcpy(j->target, d->target, sizeof(j->target));
+			hs_strlcpy(j->function, d->function, sizeof(j->function));
+			hs_strlcpy(j->object, d->object ?: "", sizeof(j->object));
+			snprintf(j->source, sizeof(j->source), SOURCE_PREFIX "%s", d->name);
+			for (size_t i = 0; i < d->n_alternatives && i < RD_ALTS; i++)
+				hs_strlcpy(j->alts[i], d->alternatives[i], sizeof(j->alts[i]));
+			j->hot_share = NAN;
+			j->phase = RP_WAIT;
+			log_info("redirect %s: %s of target %s, %zu alternatives%s, class %s",
+				 d->name, d->function, d->target, d->n_alternatives,
+				 d->n_alternatives ? "" : " (found by name)", d->class);
+		}
+		/* the policy's strings of this load */
+		e->jobs[slot].def = *d;
+		e->jobs[slot].seen = true;
+	}
+	for (int i = 0; i < RD_MAX; i++)
+		if (e->jobs[i].used && !e->jobs[i].seen)
+			job_end(e, i, env, "the redirect was removed from the policy");
+}
+
+void rd_engine_tick(struct rd_engine *e, const struct rd_env *env)
+{
+	for (int i = 0; i < RD_MAX; i++) {
+		struct ctx c = {.e = e, .env = env, .j = &e->jobs[i], .index = i};
+
+		if (e->jobs[i].used)
+			job_step(&c);
+	}
+}
+
+int rd_engine_status(const struct rd_engine *e, int (*cb)(const struct rd_status *s, void *ud),
+		     void *ud)
+{
+	int n = 0;
+
+	for (int i = 0; e && i < RD_MAX; i++) {
+		const struct job *j = &e->jobs[i];
+		unsigned on = 0;
+		struct rd_status s;
+		int r;
+
+		if (!j->used)
+			continue;
+		for (size_t k = 0; k < j->nprocs; k++)
+			on++;
+		s = (struct rd_status){.name = j->name,
+				       .target = j->target,
+				       .function = j->function,
+				       .phase = phase_names[j->phase],
+				       .alternative = j->phase == RP_CANARY ||
+							      j->phase == RP_KEPT ||
+							      j->phase == RP_APPROVAL
+							  ? j->alt
+							  : "",
+				       .tried = j->tried,
+				       .processes = on,
+				       .hot_share = j->hot_share,
+				       .change_id = j->phase == RP_CANARY || j->phase == RP_KEPT ||
+							    j->phase == RP_APPROVAL
+							? j->procs[0].id
+							: 0,
+				       .note = j->note};
+		r = cb(&s, ud);
+		if (r)
+			return r;
+		n++;
+	}
+	return n;
+}
+
+int rd_engine_live(const struct rd_engine *e, const struct rd_env *env,
+		   int (*cb)(const struct rd_live *l, void *ud), void *ud)
+{
+	int n = 0;
+
+	for (int i = 0; e && i < RD_MAX; i++) {
+		const struct job *j = &e->jobs[i];
+
+		for (size_t k = 0; j->used && k < j->nprocs; k++) {
+			struct safe_live *l = safe_changes_live(env->changes, j->procs[k].id);
+			struct rd_live v;
+			int r;
+
+			if (!l)
+				continue;
+			v = (struct rd_live){.name = j->name,
+					     .pid = j->procs[k].pid,
+					     .function = j->function,
+					     .alternative = j->alt,
+					     .addr = l->res.req.patch.addr,
+					     .to = l->res.req.patch.to,
+					     .patch_at = l->res.patch_at,
+					     .len = l->res.patch_len,
+					     .layout = l->res.patch_layout,
+					     .on = !l->res.reverted,
+					     .kept = l->kept,
+					     .change_id = j->procs[k].id};
+			act_hex_format(l->res.patch_orig, l->res.patch_len, v.before,
+				       sizeof(v.before));
+			act_hex_format(l->res.patch_new, l->res.patch_len, v.after,
+				       sizeof(v.after));
+			r = cb(&v, ud);
+			if (r)
+				return r;
+			n++;
+		}
+	}
+	return n;
+}
+
+int rd_engine_apply(struct rd_engine *e, const struct rd_env *env, const char *name,
+		    const char *alternative, char *why, size_t size)
+{
+	for (int i = 0; e && i < RD_MAX; i++) {
+		struct job *j = &e->jobs[i];
+
+		if (!j->used || strcmp(j->name, name))
+			continue;
+		if (j->phase == RP_APPROVAL || j->phase == RP_CANARY || j->phase == RP_KEPT) {
+			snprintf(why, size,
+				 "redirect %s is in its %s phase (change %" PRId64 "); revert it "
+				 "first",
+				 name, phase_names[j->phase], j->procs[0].id);
+			return -EBUSY;
+		}
+		if (alternative && *alternative) {
+			hs_strlcpy(j->forced, alternative, sizeof(j->forced));
+		} else {
+			struct ctx c = {.e = e, .env = env, .j = j, .index = i};
+			const struct obs_members *m = members_of(env, j->target);
+
+			if (!j->listed && m && m->n)
+				list_alts(&c, m->pids[0]);
+			if (j->next >= j->nalts) {
+				snprintf(why, size,
+					 "redirect %s has no alternative left to try; name one",
+					 name);
+				return -ENOENT;
+			}
+			hs_strlcpy(j->forced, j->alts[j->next++], sizeof(j->forced));
+		}
+		j->force = true;
+		snprintf(why, size, "redirect %s: a trial of %s starts at the next tick", name,
+			 j->forced);
+		log_notice("%s (homeostat redirect apply)", why);
+		return 0;
+	}
+	snprintf(why, size, "no redirect named '%s' in the policy", name);
+	return -ENOENT;
+}
+
+int rd_engine_revert(struct rd_engine *e, const struct rd_env *env, int64_t id, char *why,
+		     size_t size)
+{
+	for (int i = 0; e && i < RD_MAX; i++) {
+		struct job *j = &e->jobs[i];
+		struct ctx c = {.e = e, .env = env, .j = j, .index = i};
+		size_t n = j->nprocs;
+
+		for (size_t k = 0; j->used && k < j->nprocs; k++) {
+			if (j->procs[k].id != id)
+				continue;
+			conclude_all(&c, false, SAFE_VERDICT_ROLLBACK, NULL,
+				     "reverted by an operator (homeostat redirect revert)");
+			mem_audit(env->mem, "operator", "redirect.revert", id,
+				  "redirect %s: %s -> %s reverted in %zu processes", j->name,
+				  j->function, j->alt, n);
+			trial_release(j);
+			note(&c, "reverted by an operator in %zu processes (change %" PRId64 ")", n,
+			     id);
+			set_phase(&c, RP_DONE);
+			snprintf(why, size, "redirect %s: %s -> %s reverted in %zu processes",
+				 j->name, j->function, j->alt, n);
+			return 0;
+		}
+	}
+	snprintf(why, size, "change %" PRId64 " is no live redirect", id);
+	return -ENOENT;
+}
+
+size_t rd_engine_waiting(const struct rd_engine *e, int64_t *ids, size_t max)
+{
+	size_t n = 0;
+
+	for (int i = 0; e && i < RD_MAX && n < max; i++)
+		if (e->jobs[i].used && e->jobs[i].phase == RP_APPROVAL)
+			ids[n++] = e->jobs[i].procs[0].id;
+	return n;
+}
+
+void rd_engine_close(struct rd_engine *e, const struct rd_env *env)
+{
+	if (!e)
+		return;
+	for (int i = 0; i < RD_MAX; i++)
+		if (e->jobs[i].used)
+			job_end(e, i, env, "the daemon stopped");
+	obs_sym_free(e->sym);
+	free(e);
+}
