@@ -498,6 +498,7 @@ static void hs_tick(struct hs_daemon *d, uint64_t now_ms)
 		deny_orphans(d);
 		d->last_expire_ms = now_ms;
 	}
+	safe_changes_poll(d->changes); /* restart commands of concluded changes */
 	heal_tick(d, now_ms);
 	tune_tick(d, now_ms);
 	rd_tick(d, now_ms);

@@ -56,7 +56,7 @@ struct job {
 	bool used, seen;
 	struct safe_redirect def; /* strings point into the policy: refreshed at configure */
 	char name[SAFE_NAME_MAX + 1], target[SAFE_NAME_MAX + 1];
-	char function[RD_NAME_MAX], object[512];
+	char function[RD_NAME_MAX], object[512], library[512];
 	char source[SAFE_SOURCE_MAX];
 	enum phase phase;
 	uint64_t phase_ms;
@@ -223,7 +223,13 @@ static int patch_request(struct ctx *c, pid_t pid, const char *alt, struct act_r
 				c->j->function, (int)pid, object ? " in " : "", object ?: "",
 				strerror(-r)),
 		       r;
-	r = obs_sym_find(c->e->sym, pid, object, alt, &to);
+	r = obs_sym_find(c->e->sym, pid, c->j->library[0] ? c->j->library : object, alt, &to);
+	if (r == -ENXIO && c->j->library[0])
+		return snprintf(why, size,
+				"library %.200s is not loaded in process %d (preload it: "
+				"LD_PRELOAD)",
+				c->j->library, (int)pid),
+		       r;
 	if (r)
 		return snprintf(why, size, "alternative %s not found in process %d: %s", alt,
 				(int)pid, strerror(-r)),
@@ -945,8 +951,9 @@ static void job_end(struct rd_engine *e, int index, const struct rd_env *env, co
 static bool same_def(const struct job *j, const struct safe_redirect *d)
 {
 	if (strcmp(j->target, d->target) || strcmp(j->function, d->function) ||
-	    strcmp(j->object, d->object ?: "") || j->def.n_alternatives != d->n_alternatives ||
-	    strcmp(j->def.class, d->class) || j->def.canary_processes != d->canary_processes ||
+	    strcmp(j->object, d->object ?: "") || strcmp(j->library, d->library ?: "") ||
+	    j->def.n_alternatives != d->n_alternatives || strcmp(j->def.class, d->class) ||
+	    j->def.canary_processes != d->canary_processes ||
 	    j->def.restart_on_crash != d->restart_on_crash || j->def.promote != d->promote ||
 	    j->def.new_processes != d->new_processes || j->def.hot_share != d->hot_share)
 		return false;
@@ -986,6 +993,7 @@ void rd_engine_configure(struct rd_engine *e, const struct rd_env *env)
 			hs_strlcpy(j->target, d->target, sizeof(j->target));
 			hs_strlcpy(j->function, d->function, sizeof(j->function));
 			hs_strlcpy(j->object, d->object ?: "", sizeof(j->object));
+			hs_strlcpy(j->library, d->library ?: "", sizeof(j->library));
 			snprintf(j->source, sizeof(j->source), SOURCE_PREFIX "%s", d->name);
 			for (size_t i = 0; i < d->n_alternatives && i < RD_ALTS; i++)
 				hs_strlcpy(j->alts[i], d->alternatives[i], sizeof(j->alts[i]));

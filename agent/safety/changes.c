@@ -516,9 +516,42 @@ int safe_changes_conclude(struct safe_changes *sc, int64_t id, bool keep, int ve
 	if (mem_outcome_record(sc->mem, &o, "homeostat") < 0)
 		log_warn("cannot record the outcome of change %" PRId64 ": %s", id,
 			 mem_last_error(sc->mem));
-	if (!keep)
+	if (!keep) {
 		live_remove(sc, l);
+	} else if (act_desc(l->res.req.kind) && !act_desc(l->res.req.kind)->revertible) {
+		/* kept and not revertible: nothing to answer for but a command still running */
+		if (l->res.req.kind != ACT_KIND_RESTART || l->res.pidfd < 0 ||
+		    l->res.restart_done) {
+			live_remove(sc, l);
+		} else if (sc->nreap < SAFE_REAP_MAX) {
+			sc->reap_id[sc->nreap] = id;
+			sc->reap[sc->nreap++] = l->res;
+			*l = sc->live[--sc->nlive]; /* moved, not released: it still runs */
+		}
+	}
 	return r;
+}
+
+void safe_changes_poll(struct safe_changes *sc)
+{
+	for (unsigned i = 0; i < sc->nreap;) {
+		int r = act_poll(&sc->reap[i]);
+
+		if (r == -EINPROGRESS) {
+			i++;
+			continue;
+		}
+		if (r)
+			log_warn("change %" PRId64 ": the restart command %s: %s", sc->reap_id[i],
+				 r == -ETIMEDOUT ? "was killed at its deadline" : "failed",
+				 sc->reap[i].why);
+		else
+			log_info("change %" PRId64 ": the restart command exited 0",
+				 sc->reap_id[i]);
+		act_result_release(&sc->reap[i]);
+		sc->reap_id[i] = sc->reap_id[--sc->nreap];
+		sc->reap[i] = sc->reap[sc->nreap];
+	}
 }
 
 int safe_changes_switch(struct safe_changes *sc, int64_t id, bool on, const char *why)
@@ -813,4 +846,6 @@ void safe_changes_close(struct safe_changes *sc)
 {
 	while (sc->nlive)
 		live_remove(sc, &sc->live[sc->nlive - 1]);
+	while (sc->nreap)
+		act_result_release(&sc->reap[--sc->nreap]);
 }

@@ -26,8 +26,10 @@
  *
  * Invariants: nothing reaches an actuator without a committed INTENT row; a change that is
  * applied and not concluded is in live[] (at most SAFE_LIVE_MAX: beyond that the gate's
- * concurrent budget has refused long before); every function logs each change at NOTICE
- * with before -> after and the command that reverts it.
+ * concurrent budget has refused long before), and so is one concluded KEEP that can still be
+ * reverted (a kept signal or restart leaves live[] at once: nothing is left to answer for but
+ * a restart command still running, which reap[] waits for); every function logs each change at
+ * NOTICE with before -> after and the command that reverts it.
  */
 #ifndef HS_SAFE_CHANGES_H
 #define HS_SAFE_CHANGES_H
@@ -41,6 +43,7 @@
 struct mem;
 
 #define SAFE_LIVE_MAX 64
+#define SAFE_REAP_MAX 16 /* restarts concluded while their command still runs */
 #define SAFE_WHY_MAX  1024
 
 /* A change applied by this daemon that it still answers for. */
@@ -58,6 +61,12 @@ struct safe_changes {
 	struct safe_state gate;
 	struct safe_live live[SAFE_LIVE_MAX];
 	unsigned nlive;
+	/* Concluded changes whose restart command still runs: polled by safe_changes_poll()
+	 * until it exits (or is killed at its deadline), so that no live slot is held for a
+	 * change nobody can revert and no command is left unreaped. */
+	struct act_result reap[SAFE_REAP_MAX];
+	int64_t reap_id[SAFE_REAP_MAX];
+	unsigned nreap;
 };
 
 /* What a runbook or tuner asks for. p.req is the typed change; the strings are copied. */
@@ -131,6 +140,9 @@ enum safe_trial safe_changes_canary_tick(struct safe_changes *sc, struct safe_ca
 					 const int64_t *ids, size_t n,
 					 struct safe_canary_step *step, char *json,
 					 size_t jsonsize);
+/* Every tick: reaps the restart commands of concluded changes that have exited (their
+ * outcome is logged), and kills those past their deadline. */
+void safe_changes_poll(struct safe_changes *sc);
 /* Concludes live change id: keep (outcome DEPLOYED, verdict KEEP) or revert (outcome
  * ROLLED_BACK with verdict, or FAILED when the revert failed), with the statistics (a JSON
  * object; NULL: "{}") and a reason. Returns 0 or -errno (-ENOENT: not live). */

@@ -1228,6 +1228,11 @@ static int redirect_check(struct sch_ctx *ctx, void *obj, const struct yt_node *
 	}
 	if (r->object && !*r->object)
 		sch_error(ctx, yt_map_get(map, "object"), "'object' must not be empty");
+	if (r->library && r->library[0] != '/')
+		sch_error(ctx, yt_map_get(map, "library"), "'library' must be an absolute path");
+	else if (r->library && !r->n_alternatives)
+		sch_error(ctx, yt_map_get(map, "library"),
+			  "with 'library', name the alternatives it holds ('alternatives')");
 	if (!r->promote && r->new_processes)
 		sch_error(ctx, yt_map_get(map, "new_processes"),
 			  "new_processes needs promote: true (a redirect kept for every process)");
@@ -1263,6 +1268,12 @@ static const struct sch_field redirect_fields[] = {
      .max = 511,
      .doc = "the executable or shared library holding it, as a path or a file name; "
 	    "default: the target's executable"},
+    {.name = "library",
+     .type = SCH_STRING,
+     .offset = RD(library),
+     .max = 511,
+     .doc = "the shared library holding the alternatives, an absolute path (the operator's "
+	    "patch library); default: the function's object"},
     {.name = "alternatives",
      .type = SCH_STRING_LIST,
      .offset = RD(alternatives),

@@ -204,6 +204,8 @@ struct safe_redirect {
 	char *function;	     /* the function's symbol (ELF FUNC) */
 	char *object;	     /* the ELF that holds it: a path or a library's file name; NULL:
 			      * the target's executable */
+	char *library;	     /* the shared library holding the alternatives (absolute path);
+			      * NULL: the function's object */
 	char **alternatives; /* tried in this order; none: every FUNCTION__alt_* of the ELF */
 	size_t n_alternatives;
 	char *class;		  /* action class: the approval rule of each trial */
