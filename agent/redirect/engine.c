@@ -36,6 +36,7 @@
 #define HOT_MEMBERS	   4	/* of at most 4 of the target's processes */
 #define CRASH_MEMORY_TICKS 5	/* fatal signals seen this recently explain a death */
 #define GONE_WAIT_TICKS	   3	/* a death without a known cause waits this long for one */
+#define VERIFY_PERIOD_MS   5000 /* kept redirects are read back this often */
 #define NOTE_MAX	   512
 #define WHY_MAX		   2048
 #define SOURCE_PREFIX	   "redirect:"
@@ -80,6 +81,7 @@ struct job {
 	uint64_t fatal_seen_ms; /* the target's last fatal signal during the trial */
 	int fatal_sig;
 	bool promoted; /* kept: every process of the target at the time got it */
+	uint64_t verified_ms;
 	unsigned tried;
 	char note[NOTE_MAX];
 };
@@ -798,6 +800,26 @@ static void kept_step(struct ctx *c)
 		}
 		safe_changes_forget(c->env->changes, dead->id, "the process exited");
 		*dead = j->procs[--j->nprocs];
+	}
+	/* text someone else changed (another patcher, a debugger) is theirs: left alone */
+	if (c->env->mono_ms - j->verified_ms >= VERIFY_PERIOD_MS) {
+		j->verified_ms = c->env->mono_ms;
+		for (size_t i = 0; i < j->nprocs;) {
+			struct safe_live *l = safe_changes_live(c->env->changes, j->procs[i].id);
+
+			if (l && act_verify(&l->res.req, &l->res) == -ESTALE) {
+				snprintf(
+				    why, sizeof(why),
+				    "the entry of %s in process %d no longer holds the jump "
+				    "homeostat wrote (%.200s): changed by someone else, left alone",
+				    j->function, (int)j->procs[i].pid, l->res.why);
+				note(c, "%s", why);
+				safe_changes_abandon(c->env->changes, j->procs[i].id, why);
+				j->procs[i] = j->procs[--j->nprocs];
+				continue;
+			}
+			i++;
+		}
 	}
 	if (!j->def.promote || !m)
 		return;

@@ -20,20 +20,21 @@
  *             of kind patch, the first through the gate, the others as parts of it
  *   approval  the redirect's class asks for it (notify or require)
  *   canary    switchback blocks (off, on, off, ...) on the canary processes: each switch is an
- *             apply or revert of the entry patch, a pause of a few hundred microseconds. (The
- *             gate applies the change, and the first block switches it off at once: a process
- *             that dies in that moment died of the alternative, and is handled as below.) Samples are the
- *             target's (its fitness, counted errors, syscall rate as throughput, RSS); the
- *             policy's rollback_on is watched every tick; a canary process that dies while
- *             redirected (a fatal signal) ends the trial at once as a failure: every process
- *             is reverted, the crashed one restarted where restart_on_crash says so, and memory
- *             refuses that alternative from then on. DONE's verdict: KEEP promotes the
- *             redirect, anything else rolls it back and the next alternative is tried
+ *             apply or revert of the entry patch, a pause of a few hundred microseconds (the
+ *             gate applies the change and the first block switches it off at once: a process
+ *             that dies in that moment died of the alternative, and is handled as below).
+ *             Samples are the target's (its fitness, counted errors, syscall rate as
+ *             throughput, RSS); the policy's rollback_on is watched every tick; a canary
+ *             process that dies while redirected (a fatal signal) ends the trial at once as a
+ *             failure: every process is reverted, the crashed one restarted where
+ *             restart_on_crash says so, and memory refuses that alternative from then on.
+ *             DONE's verdict: KEEP promotes the redirect, anything else rolls it back and the
+ *             next alternative is tried
  *   kept      the alternative stays: with promote, every process of the target is redirected
  *             (and, with new_processes, every process that starts later), each a change of its
  *             own that is part of the kept one; a crash of any redirected process rolls the
- *             redirect back in every process at once and is recorded as a failure; text that
- *             someone else changed is left alone (abandoned)
+ *             redirect back in every process at once and is recorded as a failure; an entry
+ *             someone else changed since is left to them (abandoned, as the tuner does)
  *   done      every alternative was tried and none kept, or an operator reverted it
  *
  * Mechanism: the entry patch of actuate/patch.c (ptrace stop, a jump written over whole
