@@ -143,7 +143,10 @@ static bool learning(const struct tune_env *env, const struct fit_score *f)
 }
 
 /* The tick's sample of the job: the weighted mean of its objective's fitness (unknown unless
- * every term has one), the errors of every term, the RSS of its target. False when its target
+ * every term has one), the errors of every term, the RSS of its target, and as p99 the worst
+ * run-queue delay of the tick (p99, ms) among the terms with a latency SLO: the delay a
+ * trade-off protects, per tick (the fitness's latencies are over a 60 s window, longer than a
+ * canary's blocks, and syscall latency is timed one second in five). False when its target
  * has no process. */
 static bool sample_of(const struct tune_env *env, const struct tune_job *job,
 		      struct safe_canary_sample *s)
@@ -168,6 +171,15 @@ static bool sample_of(const struct tune_env *env, const struct tune_job *job,
 		}
 		num += job->terms[i].weight * (f && !learning(env, f) ? f->score : NAN);
 		den += job->terms[i].weight;
+		{
+			const struct safe_target *pt = safe_policy_target(env->policy, name);
+
+			if (tt && pt && pt->slo.p99_latency_ms > 0 && tt->rq_lat.count) {
+				double ms = obs_hist_quantile(&tt->rq_lat, 0.99) / 1e6;
+
+				s->p99_ms = isnan(s->p99_ms) || ms > s->p99_ms ? ms : s->p99_ms;
+			}
+		}
 	}
 	s->fitness = den > 0 ? num / den : NAN;
 	s->rss_bytes = t->rss_bytes;

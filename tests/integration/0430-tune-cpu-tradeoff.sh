@@ -9,11 +9,13 @@
 # wakeup delay) and cpuhog --threads 2 (target "batch", SLO 0.7 CPU, in the test cgroup
 # /sys/fs/cgroup/cpu/hs-batch-PID) are pinned to CPU 1. At cpu.shares 1024 the server waits
 # milliseconds for the CPU. The job (hill climb, step 8x, at most 2 trials) tries 128 first.
-# Whatever this kernel's scheduler makes of it (here the server's delay at a given weight is
-# bimodal from one second to the next), the test checks the tuner's side: every trial is
-# concluded with a verdict and its statistics, the cgroup holds the value of the last kept
-# trial (or 1024), and the explored points are reported. The objective before and after, the
-# server's own p99 and the batch job's CPU are printed (bench/tune.sh runs it longer).
+# The canary judges, besides the fitness, the worst run-queue delay per tick (p99) of the
+# objective's targets with a latency SLO: the server's. A lower weight lets the server run at
+# once, and the batch job, which uses the CPU the server leaves, loses nothing: the weight is
+# kept, the server meets its SLO and the batch job its own. Checked: every trial is concluded
+# with a verdict and its statistics, the cgroup holds the value of the last kept trial, the
+# explored points are reported, the server's own p99 (its clock) is under 1 ms afterwards and
+# the batch job still gets 0.7 CPU (bench/tune.sh runs it longer).
 # hs-asan: no (scheduling-sensitive, and 3 canaries long)
 . "$(dirname "$0")/lib.sh"
 
@@ -34,6 +36,11 @@ cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; } # 
 t_config
 t_tune_policy
 P=$T_DIR/etc/policy.yaml
+# The batch job's fitness carries its own run-queue delay, which a lower weight raises by a
+# millisecond or so: no regression for batch work. The trade-off is judged on the server's
+# delay (the canary's p99) and the batch job's CPU (its SLO), so a fitness dip of 20% at most
+# is not a rollback here.
+sed -i 's/^  fitness_decrease: 5%$/  fitness_decrease: 20%/' "$P"
 t_add_target batch comm cpuhog
 sed -i "s|^    comm: cpuhog\$|&\n    slo: {cpu: 0.7}|" "$P"
 t_add_target web comm rqvictim
@@ -88,8 +95,18 @@ c2=$(cpu_ticks "$HPID")
 sleep 10
 c3=$(cpu_ticks "$HPID")
 hz=$(getconf CLK_TCK)
-echo "server p99 wakeup delay (median of seconds): before $(median_p99 "$T_DIR/victim.log" 20 "$before_line") us, after $(median_p99 "$T_DIR/victim.log" $((after_line - 10)) "$after_line") us"
-echo "batch CPU: before $(awk -v a="$c0" -v b="$c1" -v h="$hz" 'BEGIN { printf "%.2f", (b - a) / h / 10 }') CPUs, after $(awk -v a="$c2" -v b="$c3" -v h="$hz" 'BEGIN { printf "%.2f", (b - a) / h / 10 }') CPUs; cpu.shares ${kept:-1024}"
+pb=$(median_p99 "$T_DIR/victim.log" 20 "$before_line")
+pa=$(median_p99 "$T_DIR/victim.log" $((after_line - 10)) "$after_line")
+cb=$(awk -v a="$c0" -v b="$c1" -v h="$hz" 'BEGIN { printf "%.2f", (b - a) / h / 10 }')
+ca=$(awk -v a="$c2" -v b="$c3" -v h="$hz" 'BEGIN { printf "%.2f", (b - a) / h / 10 }')
+echo "server p99 wakeup delay (median of seconds): before $pb us, after $pa us"
+echo "batch CPU: before $cb CPUs, after $ca CPUs; cpu.shares ${kept:-1024}"
+check "a weight was kept" [ -n "$kept" ]
+check "the server meets its SLO with it: p99 wakeup delay under 1 ms (sleeps 4 ms, SLO 5 ms): $pa us" \
+	[ "$pa" -ge 0 -a "$pa" -lt 1000 ]
+check "the batch job keeps its throughput: $ca CPUs >= its SLO 0.7" \
+	awk -v c="$ca" 'BEGIN { exit !(c >= 0.7) }'
+
 kill -KILL "$HPID"
 check "the daemon stops cleanly" t_stop
 t_done
