@@ -64,6 +64,8 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(OUT)/tests/%,$(TOOL_SRCS))
 WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
 WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUT)/workloads/%,$(WORKLOAD_SRCS))
+# Shared libraries of the workloads (tests/workloads/lib/NAME.c -> libNAME.so): patch libraries.
+WORKLOAD_LIBS := $(patsubst tests/workloads/lib/%.c,$(OUT)/workloads/lib%.so,$(wildcard tests/workloads/lib/*.c))
 BENCH_SRCS := $(filter-out %.bpf.c,$(wildcard bench/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(OUT)/bench/%,$(BENCH_SRCS))
 
@@ -117,12 +119,17 @@ $(OUT)/workloads/%: tests/workloads/%.c
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -g -O2 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@ -lpthread -lm
 
+$(OUT)/workloads/lib%.so: tests/workloads/lib/%.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -g -O2 -Wall -Wextra -Werror -shared -fPIC $< -o $@
+
 $(OUT)/bench/%: $(OUT)/obj/bench/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-check-tests: all $(UNIT_BINS) $(TOOL_BINS) $(WORKLOAD_BINS)
+check-tests: all $(UNIT_BINS) $(TOOL_BINS) $(WORKLOAD_BINS) $(WORKLOAD_LIBS)
 
 # The daemon refuses configuration that is not owned by root or that group or others can
 # write (it acts as root on what it says). git checks files out with the cloner's owner and

@@ -44,6 +44,9 @@
  * - patch: every thread of the process is stopped with ptrace for the write (microseconds to
  *   a millisecond), no thread may be inside the bytes replaced; before and after are those
  *   bytes in hex, and revert_cmd a dd into /proc/PID/mem. Nothing is ever unmapped.
+ * - patch libraries (inject.c, outside the act_request table: nothing to read or revert): one
+ *   thread of the process calls dlopen() under ptrace while the others run on; the library
+ *   stays loaded for good.
  */
 #ifndef HS_ACTUATE_H
 #define HS_ACTUATE_H
@@ -316,5 +319,45 @@ int act_spec_format(const struct act_result *res, char *buf, size_t size);
  * -EINVAL with why (malformed, unknown key, request refused by act_validate()). */
 int act_spec_parse(const char *spec, const char *before, const char *after, struct act_result *res,
 		   char *why, size_t whysize);
+
+/* ---- patch libraries (inject.c) ---- */
+
+#define ACT_INJECT_PATH_MAX	  4096 /* PATH_MAX: the path and its NUL */
+#define ACT_INJECT_TIMEOUT_MS	  5000 /* when the caller says 0 */
+#define ACT_INJECT_TIMEOUT_MAX_MS 60000
+
+/*
+ * Loads the shared library at path into the running process pid with a call of dlopen(path,
+ * RTLD_NOW | RTLD_NODELETE) made by one of its threads under ptrace, while its other threads
+ * run on; that thread's registers, FP/SIMD state and stack are then put back as they were,
+ * and a system call it was stopped in restarts as after any signal (inject.c tells how).
+ * dlopen_addr is dlopen's address in the process (glibc >= 2.34 exports it from libc.so.6:
+ * obs_sym_find(sym, pid, "libc.so.6", "dlopen", &a)). pid may name one of the process's
+ * threads (a tid): that thread is then asked first. timeout_ms: 0 for ACT_INJECT_TIMEOUT_MS,
+ * at most ACT_INJECT_TIMEOUT_MAX_MS.
+ *
+ * The library runs with the process's privileges: path must be absolute (shorter than
+ * ACT_INJECT_PATH_MAX), name a regular ELF file owned by root and not writable by group or
+ * others, in directories owned by root and not writable by group or others (or sticky, like
+ * /tmp), and the process must see the same file (same mount namespace and root). Symbolic
+ * links are resolved; dlopen() gets the resolved path.
+ *
+ * Not revertible: the library is never unloaded (RTLD_NODELETE), since a thread may still be
+ * running its code; a second call for a file the process already maps does nothing.
+ *
+ * 0 with *handle the handle dlopen() returned, and a note in why ("loaded by thread 42 (in
+ * system call 0), away 812 us, dlopen 640 us"); 0 with *handle 0 and why "already loaded"
+ * when the process already maps that file. Failures, nothing loaded unless said, the reason
+ * in why: -EINVAL (arguments, not a regular file, dlopen_addr not in executable memory of
+ * the process), -ENOENT, -EPERM (owner or mode of the file or a directory), -ENOEXEC (not
+ * ELF), -ESRCH (no such process, or it exited meanwhile), -EXDEV (another mount
+ * namespace or root), -EAGAIN (the process is stopped), -EOPNOTSUPP (shadow stacks),
+ * -EBUSY (no thread stopped at a safe point, see inject.c), -ELIBBAD (dlopen() returned
+ * NULL: why holds dlerror()'s message when known), and, the call abandoned and the thread
+ * restored, the process possibly left with its loader locked: -ETIMEDOUT, -EFAULT (a fault
+ * in the call). Never logs.
+ */
+int act_inject_dlopen(pid_t pid, uint64_t dlopen_addr, const char *path, unsigned timeout_ms,
+		      uint64_t *handle, char *why, size_t size);
 
 #endif

@@ -51,6 +51,41 @@ int act_patch_read(const struct act_request *req, char *value, size_t size);
 int act_patch_apply(const struct act_request *req, struct act_result *res);
 int act_patch_verify(const struct act_request *req, const struct act_result *res);
 int act_patch_revert(struct act_result *res);
+/* n bytes at address at of the process whose /proc/PID/mem is fd: 0, -ESRCH, -EIO (short), or
+ * -errno. A write of 0 bytes is 0. */
+int act_mem_read(int fd, uint64_t at, void *buf, size_t n);
+int act_mem_write(int fd, uint64_t at, const void *buf, size_t n);
+/* The state letter of a thread ('?' when unreadable, 'X' when gone). */
+char act_thread_state(pid_t pid, pid_t tid);
+
+/* inject.c: act_inject_dlopen() with what the tools and tests look at. */
+struct act_inject_info {
+	/* in: dlerror() in the process; when not 0 and dlopen() returns NULL, it is called
+	 * in the same thread before it is restored, and its message goes into why */
+	uint64_t dlerror_addr;
+	/* out */
+	pid_t tid;	  /* the thread that made the call, 0 if none */
+	long syscall;	  /* the system call it was stopped in, -1 when in user code */
+	unsigned stops;	  /* threads stopped while looking for a safe one (tid included) */
+	unsigned signals; /* signals that arrived meanwhile, handed back at the end */
+	uint64_t away_ns; /* tid stopped or running our call: interrupt to detach */
+	uint64_t stop_ns; /* of that, interrupt to its stop (it needs a CPU to get there) */
+	uint64_t call_ns; /* of that, dlopen() itself (and dlerror() when called) */
+	char canonical[ACT_INJECT_PATH_MAX]; /* the path dlopen() was given */
+};
+int act_inject_dlopen_info(pid_t pid, uint64_t dlopen_addr, const char *path, unsigned timeout_ms,
+			   uint64_t *handle, struct act_inject_info *info, char *why, size_t size);
+
+/* The call frame written below a thread's stack pointer rsp for a string of len bytes (its
+ * NUL included): the bytes [lo, hi) are saved and overwritten, hi = rsp - 128 (the red zone
+ * stays), the string at str (16-aligned), the return address 0 at sp = str - 8, so that sp + 8
+ * is 16-aligned at the callee's entry as after a call. -EFAULT when rsp is too low. */
+struct act_inject_frame {
+	uint64_t lo, hi, str, sp;
+};
+int act_inject_frame(uint64_t rsp, size_t len, struct act_inject_frame *f);
+/* Why a thread stopped in system call nr is no place to call dlopen() from, or NULL. */
+const char *act_inject_syscall_refusal(long nr);
 
 /* knobs.c */
 int act_sysctl_validate(const struct act_request *req, char *why, size_t size);

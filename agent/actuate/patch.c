@@ -414,7 +414,7 @@ static int exec_mapping(pid_t pid, uint64_t addr, uint64_t *start, uint64_t *end
 	return -EFAULT;
 }
 
-static int mem_read(int fd, uint64_t at, void *buf, size_t n)
+int act_mem_read(int fd, uint64_t at, void *buf, size_t n)
 {
 	ssize_t r = pread(fd, buf, n, (off_t)at);
 
@@ -423,7 +423,7 @@ static int mem_read(int fd, uint64_t at, void *buf, size_t n)
 	return (size_t)r == n ? 0 : -EIO;
 }
 
-static int mem_write(int fd, uint64_t at, const void *buf, size_t n)
+int act_mem_write(int fd, uint64_t at, const void *buf, size_t n)
 {
 	ssize_t r;
 
@@ -491,12 +491,12 @@ static int load_and_plan(const struct act_request *req, int fd, struct act_patch
 	code = malloc(q->size);
 	if (!code)
 		return -ENOMEM;
-	r = mem_read(fd, q->addr, code, q->size);
+	r = act_mem_read(fd, q->addr, code, q->size);
 	if (r)
 		return act_why(why, size, r, "cannot read '%s' from /proc/%d/mem", q->function,
 			       (int)req->pid);
 	npre = q->addr - start < ACT_PATCH_PRE_MAX ? q->addr - start : ACT_PATCH_PRE_MAX;
-	if (npre && mem_read(fd, q->addr - npre, pre, npre))
+	if (npre && act_mem_read(fd, q->addr - npre, pre, npre))
 		npre = 0;
 	return act_patch_plan(code, q->size, q->addr, q->to, pre, npre, p, why, size);
 }
@@ -535,7 +535,7 @@ static bool world_has(const struct world *w, pid_t tid)
 }
 
 /* The state letter of a thread ('?' when unreadable, 'X' when gone). */
-static char thread_state(pid_t pid, pid_t tid)
+char act_thread_state(pid_t pid, pid_t tid)
 {
 	char path[64], buf[512], *p;
 	_cleanup_close_ int fd = -1;
@@ -576,7 +576,7 @@ static int world_wait(struct world *w, char *why, size_t size)
 				/* a leader that called pthread_exit() is a zombie until the
 				 * others exit: it never stops */
 				if (round && round % 64 == 0 &&
-				    thread_state(w->pid, t->tid) == 'Z') {
+				    act_thread_state(w->pid, t->tid) == 'Z') {
 					t->gone = true;
 				} else {
 					left++;
@@ -602,7 +602,7 @@ static int world_wait(struct world *w, char *why, size_t size)
 			    why, size, -ETIMEDOUT,
 			    "thread %d of process %d did not stop within %lld ms (state %c)",
 			    (int)late, (int)w->pid, STOP_TIMEOUT_NS / 1000000,
-			    thread_state(w->pid, late));
+			    act_thread_state(w->pid, late));
 		nanosleep(&nap, NULL);
 	}
 }
@@ -708,7 +708,7 @@ static int world_stop(struct world *w, char *why, size_t size)
 				/* exited meanwhile; or a zombie: a leader that called
 				 * pthread_exit() cannot be traced, and runs nothing */
 				if (err == ESRCH ||
-				    (err == EPERM && strchr("ZXx", thread_state(w->pid, tid))))
+				    (err == EPERM && strchr("ZXx", act_thread_state(w->pid, tid))))
 					continue;
 				closedir(d);
 				return act_why(why, size, -err,
@@ -818,7 +818,7 @@ static int patch_swap(struct act_result *res, int fd, const uint8_t *expect, con
 			r = act_why(res->why, sizeof(res->why), -ESRCH,
 				    "process %d exited meanwhile", (int)w.pid);
 		if (!r) {
-			r = mem_read(fd, res->patch_at, now, len);
+			r = act_mem_read(fd, res->patch_at, now, len);
 			if (r)
 				act_why(res->why, sizeof(res->why), r, "cannot read /proc/%d/mem",
 					(int)w.pid);
@@ -844,14 +844,15 @@ static int patch_swap(struct act_result *res, int fd, const uint8_t *expect, con
 		if (!r) {
 			/* all stopped: the order matters only if we die between the writes */
 			if (pre_first)
-				r = mem_write(fd, res->patch_at, put, split)
-					?: mem_write(fd, res->patch_at + split, put + split,
-						     len - split);
+				r = act_mem_write(fd, res->patch_at, put, split)
+					?: act_mem_write(fd, res->patch_at + split, put + split,
+							 len - split);
 			else
-				r = mem_write(fd, res->patch_at + split, put + split, len - split)
-					?: mem_write(fd, res->patch_at, put, split);
+				r = act_mem_write(fd, res->patch_at + split, put + split,
+						  len - split)
+					?: act_mem_write(fd, res->patch_at, put, split);
 			if (!r)
-				r = mem_read(fd, res->patch_at, now, len);
+				r = act_mem_read(fd, res->patch_at, now, len);
 			if (!r && memcmp(now, put, len))
 				r = -EIO;
 			if (r) {
@@ -859,8 +860,8 @@ static int patch_swap(struct act_result *res, int fd, const uint8_t *expect, con
 					"cannot write %u bytes at 0x%" PRIx64 " of process %d", len,
 					res->patch_at, (int)w.pid);
 				/* put back what was there; if even that fails, say so */
-				if (mem_write(fd, res->patch_at, expect, len) ||
-				    mem_read(fd, res->patch_at, now, len) ||
+				if (act_mem_write(fd, res->patch_at, expect, len) ||
+				    act_mem_read(fd, res->patch_at, now, len) ||
 				    memcmp(now, expect, len)) {
 					size_t n = strlen(res->why);
 
@@ -991,7 +992,7 @@ int act_patch_apply(const struct act_request *req, struct act_result *res)
 /* Reads the bytes at patch_at into now and compares them with want: 0, -ESTALE or -errno. */
 static int holds(const struct act_result *res, int fd, const uint8_t *want, uint8_t *now)
 {
-	int r = mem_read(fd, res->patch_at, now, res->patch_len);
+	int r = act_mem_read(fd, res->patch_at, now, res->patch_len);
 
 	if (r)
 		return r;
