@@ -57,7 +57,7 @@ struct job {
 	bool used, seen;
 	struct safe_redirect def; /* strings point into the policy: refreshed at configure */
 	char name[SAFE_NAME_MAX + 1], target[SAFE_NAME_MAX + 1];
-	char function[RD_NAME_MAX], object[512], library[512];
+	char function[RD_NAME_MAX], object[512], library[512], class[SAFE_NAME_MAX + 1];
 	char source[SAFE_SOURCE_MAX];
 	enum phase phase;
 	uint64_t phase_ms;
@@ -250,7 +250,7 @@ static void fill_in(struct ctx *c, struct safe_change_in *ci, const char *why, c
 	memset(ci, 0, sizeof(*ci));
 	ci->p.source = c->j->source;
 	ci->p.target = c->j->target;
-	ci->p.action_class = c->j->def.class;
+	ci->p.action_class = c->j->class;
 	ci->p.comm = comm;
 	ci->p.now_ms = c->env->now_ms;
 	ci->p.processes = processes;
@@ -974,7 +974,7 @@ static bool same_def(const struct job *j, const struct safe_redirect *d)
 {
 	if (strcmp(j->target, d->target) || strcmp(j->function, d->function) ||
 	    strcmp(j->object, d->object ?: "") || strcmp(j->library, d->library ?: "") ||
-	    j->def.n_alternatives != d->n_alternatives || strcmp(j->def.class, d->class) ||
+	    j->def.n_alternatives != d->n_alternatives || strcmp(j->class, d->class) ||
 	    j->def.canary_processes != d->canary_processes ||
 	    j->def.restart_on_crash != d->restart_on_crash || j->def.promote != d->promote ||
 	    j->def.new_processes != d->new_processes || j->def.hot_share != d->hot_share)
@@ -1016,6 +1016,7 @@ void rd_engine_configure(struct rd_engine *e, const struct rd_env *env)
 			hs_strlcpy(j->function, d->function, sizeof(j->function));
 			hs_strlcpy(j->object, d->object ?: "", sizeof(j->object));
 			hs_strlcpy(j->library, d->library ?: "", sizeof(j->library));
+			hs_strlcpy(j->class, d->class, sizeof(j->class));
 			snprintf(j->source, sizeof(j->source), SOURCE_PREFIX "%s", d->name);
 			for (size_t i = 0; i < d->n_alternatives && i < RD_ALTS; i++)
 				hs_strlcpy(j->alts[i], d->alternatives[i], sizeof(j->alts[i]));
