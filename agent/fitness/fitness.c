@@ -324,3 +324,14 @@ void fit_score_target(struct fit_baseline base[FIT_SIG_COUNT], const struct obs_
 	fit_evaluate(v, t->index > 0 && t->nprocs == 0, slo, w, base, out);
 	fit_learn(base, out, dt_ms);
 }
+
+bool fit_learning(const struct fit_score *f, const struct safe_fitness *w)
+{
+	const struct safe_fitness *u = w ? w : &default_weights;
+	const double weight[FIT_PART_COUNT] = {u->latency, u->errors, u->throughput, u->cost};
+
+	for (int p = 0; p < FIT_PART_COUNT; p++)
+		if (weight[p] > 0 && f->part[p].basis == FIT_BASIS_LEARNING)
+			return true;
+	return false;
+}

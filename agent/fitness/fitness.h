@@ -169,6 +169,10 @@ void fit_score_target(struct fit_baseline base[FIT_SIG_COUNT], const struct obs_
 		      const struct safe_slo *slo, const struct safe_fitness *w, uint64_t dt_ms,
 		      struct fit_score *out);
 
+/* Is a part weighted in w (NULL: the defaults) still learning its baseline in f? Its score
+ * joins the fitness later and moves it: a canary has nothing to compare with yet. */
+bool fit_learning(const struct fit_score *f, const struct safe_fitness *w);
+
 const char *fit_basis_name(enum fit_basis b); /* "idle", "learning", "baseline", "slo" */
 const char *fit_part_name(enum fit_part p);   /* "latency", "errors", "throughput", "cost" */
 const char *fit_signal_name(enum fit_signal s);

@@ -131,18 +131,6 @@ static const struct obs_members *members_of(const struct rd_env *env, const char
 	return idx > 0 ? &t->members[idx] : NULL;
 }
 
-/* Is a weighted part of f still learning its baseline? (as the tuner's) */
-static bool learning(const struct rd_env *env, const struct fit_score *f)
-{
-	const struct safe_fitness *w = &env->policy->fitness;
-	const double weight[FIT_PART_COUNT] = {w->latency, w->errors, w->throughput, w->cost};
-
-	for (int p = 0; p < FIT_PART_COUNT; p++)
-		if (weight[p] > 0 && f->part[p].basis == FIT_BASIS_LEARNING)
-			return true;
-	return false;
-}
-
 /* The tick's sample of the target: its fitness, counted errors, syscall rate (a request is a
  * few syscalls: the rate follows the throughput), RSS. p99 is left out: the syscall latency
  * window spans several switchback blocks. False when the target has no process. */
@@ -155,7 +143,7 @@ static bool sample_of(const struct rd_env *env, const char *target, struct safe_
 	if (!t || t->nprocs == 0)
 		return false;
 	fit_error_counts(t, &s->errors, &s->events);
-	s->fitness = f && !learning(env, f) ? f->score : NAN;
+	s->fitness = f && !fit_learning(f, &env->policy->fitness) ? f->score : NAN;
 	s->throughput = t->sc_rate;
 	s->rss_bytes = t->rss_bytes;
 	return true;
@@ -877,7 +865,7 @@ static void job_step(struct ctx *c)
 			return;
 		if (c->env->host_busy || (c->e->busy >= 0 && c->e->busy != c->index))
 			return;
-		if (!f || learning(c->env, f))
+		if (!f || fit_learning(f, &c->env->policy->fitness))
 			return; /* the fitness would move under the canary */
 		if (!j->force && j->def.hot_share > 0) {
 			if (c->env->mono_ms - j->hot_checked_ms < HOT_PERIOD_MS &&
@@ -1052,14 +1040,11 @@ int rd_engine_status(const struct rd_engine *e, int (*cb)(const struct rd_status
 
 	for (int i = 0; e && i < RD_MAX; i++) {
 		const struct job *j = &e->jobs[i];
-		unsigned on = 0;
 		struct rd_status s;
 		int r;
 
 		if (!j->used)
 			continue;
-		for (size_t k = 0; k < j->nprocs; k++)
-			on++;
 		s = (struct rd_status){.name = j->name,
 				       .target = j->target,
 				       .function = j->function,
@@ -1070,7 +1055,7 @@ int rd_engine_status(const struct rd_engine *e, int (*cb)(const struct rd_status
 							  ? j->alt
 							  : "",
 				       .tried = j->tried,
-				       .processes = on,
+				       .processes = (unsigned)j->nprocs,
 				       .hot_share = j->hot_share,
 				       .change_id = j->phase == RP_CANARY || j->phase == RP_KEPT ||
 							    j->phase == RP_APPROVAL

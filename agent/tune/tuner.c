@@ -129,19 +129,6 @@ static pid_t target_pid(const struct tune_env *env, const char *target)
 	return 0;
 }
 
-/* Is a weighted part of f still learning its baseline? Its score would join the fitness
- * later and move it: no sample to compare with. */
-static bool learning(const struct tune_env *env, const struct fit_score *f)
-{
-	const struct safe_fitness *w = &env->policy->fitness;
-	const double weight[FIT_PART_COUNT] = {w->latency, w->errors, w->throughput, w->cost};
-
-	for (int p = 0; p < FIT_PART_COUNT; p++)
-		if (weight[p] > 0 && f->part[p].basis == FIT_BASIS_LEARNING)
-			return true;
-	return false;
-}
-
 /* The tick's sample of the job: the weighted mean of its objective's fitness (unknown unless
  * every term has one), the errors of every term, the RSS of its target, and as p99 the worst
  * run-queue delay of the tick (p99, ms) among the terms with a latency SLO: the delay a
@@ -169,7 +156,8 @@ static bool sample_of(const struct tune_env *env, const struct tune_job *job,
 			s->errors += errors;
 			s->events += events;
 		}
-		num += job->terms[i].weight * (f && !learning(env, f) ? f->score : NAN);
+		num += job->terms[i].weight *
+		       (f && !fit_learning(f, &env->policy->fitness) ? f->score : NAN);
 		den += job->terms[i].weight;
 		{
 			const struct safe_target *pt = safe_policy_target(env->policy, name);
