@@ -20,7 +20,7 @@
 # with a verdict and its statistics, the cgroup holds the value of the last kept trial, the
 # explored points are reported, the server's own p99 (its clock) is under 1 ms afterwards and
 # the batch job still gets 0.7 CPU (bench/tune.sh runs it longer).
-# hs-asan: no (scheduling-sensitive, and 3 canaries long)
+# hs-asan: no (scheduling-sensitive, and 2 canaries long)
 . "$(dirname "$0")/lib.sh"
 
 VICTIM=$HS_TOP/$HS_BUILD/workloads/rqvictim
