@@ -6,6 +6,9 @@
 #      baseline          nothing attached
 #      floor             empty raw_tp programs on sys_enter and sys_exit (build/bench/floor):
 #                        what any hook on every syscall costs before it does any work
+#      floor (exit)      the empty sys_exit program alone (floor --exit-only): the floor of
+#                        homeostat's design, which counts on sys_exit and hooks sys_enter
+#                        only in its latency windows
 #      homeostatd        the daemon with its default collectors, on policies/default.yaml
 #      syscount -L -P    libbpf-tools syscount, counting and timing every syscall per process
 #    in ROUNDS rounds; each round runs every configuration, each just after a baseline run
@@ -104,6 +107,13 @@ start_floor() {
 }
 stop_floor() { stop "$FLOOR_PID" TERM; FLOOR_PID=; }
 
+start_floorexit() {
+	"$FLOOR" --exit-only >"$TMP/floor.out" 2>&1 &
+	FLOOR_PID=$!
+	wait_for "$FLOOR_PID" "$TMP/floor.out" '^floor: attached' 10 || { FLOOR_PID=; return 1; }
+}
+stop_floorexit() { stop_floor; }
+
 start_homeostatd() {
 	local i
 	"$HSD" --foreground --policy policies/default.yaml --runbooks remediations --db "$DB" \
@@ -158,9 +168,9 @@ run_loop() {
 
 # --- 1. syscall cost ---
 
-CONFIGS=(floor homeostatd syscount)
-declare -A LABEL=([baseline]="baseline" [floor]="floor" [homeostatd]="homeostatd"
-	[syscount]="syscount -L -P")
+CONFIGS=(floor floorexit homeostatd syscount)
+declare -A LABEL=([baseline]="baseline" [floor]="floor" [floorexit]="floor (exit)"
+	[homeostatd]="homeostatd" [syscount]="syscount -L -P")
 declare -A AVAILABLE=([baseline]=1)
 
 # Check once that each configuration starts, and tell which collectors homeostatd runs.
@@ -213,7 +223,8 @@ done
 # report COLUMN NAME: the summary of one clock (COLUMN 3 = wall, 4 = CPU time).
 report() {
 	awk -v col="$1" -v name="$2" -v rounds="$ROUNDS" \
-		-v lb="${LABEL[floor]}" -v lh="${LABEL[homeostatd]}" -v ls="${LABEL[syscount]}" '
+		-v lb="${LABEL[floor]}" -v le="${LABEL[floorexit]}" -v lh="${LABEL[homeostatd]}" \
+		-v ls="${LABEL[syscount]}" '
 	function sort(a, n,   i, j, t) {
 		for (i = 2; i <= n; i++)
 			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -261,18 +272,18 @@ report() {
 			for (i = 1; i <= nbase[r]; i++) b[i] = base[r, i]
 			val[r, "baseline"] = median(b, nbase[r])
 		}
-		split("baseline floor homeostatd syscount", order, " ")
-		lab["baseline"] = "baseline"; lab["floor"] = lb; lab["homeostatd"] = lh
-		lab["syscount"] = ls
+		split("baseline floor floorexit homeostatd syscount", order, " ")
+		lab["baseline"] = "baseline"; lab["floor"] = lb; lab["floorexit"] = le
+		lab["homeostatd"] = lh; lab["syscount"] = ls
 		printf "syscall cost (getppid, ns/call, median of %d rounds, %s):", rounds, name
-		for (i = 1; i <= 4; i++) {
+		for (i = 1; i <= 5; i++) {
 			c = order[i]; if (!(c in seen)) continue
 			stats(c)
 			printf "  %s %.1f", lab[c], MED
 			if (c != "baseline" && M) printf " (%+.1f)", AMED
 		}
 		printf "\n  spread (min..max):"
-		for (i = 1; i <= 4; i++) {
+		for (i = 1; i <= 5; i++) {
 			c = order[i]; if (!(c in seen)) continue
 			stats(c)
 			printf "  %s %.1f..%.1f", lab[c], MIN, MAX
@@ -282,6 +293,7 @@ report() {
 		if ("syscount" in seen) {
 			if ("homeostatd" in seen) ratio("homeostatd", "homeostat")
 			if ("floor" in seen) ratio("floor", "floor")
+			if ("floorexit" in seen) ratio("floorexit", le)
 		}
 	}' "$RES"
 }
