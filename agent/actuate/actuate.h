@@ -138,10 +138,11 @@ struct act_restart {
  * /proc/PID/mem, read back, resumed. Functions built with -fpatchable-function-entry=N,M
  * (M >= 5 NOPs before the entry, 2 at it) get the libpulp-style layout: the jump goes into
  * the NOPs before the entry and a 2-byte short jump at the entry reaches it. */
-#define ACT_PATCH_MAX	   32	       /* bytes replaced at most */
-#define ACT_PATCH_CODE_MAX (64u << 10) /* a function's bytes checked for branches, at most */
-#define ACT_PATCH_PRE_MAX  16	       /* bytes before the entry looked at for the layout */
-#define ACT_PATCH_TRIES	   20	       /* stops while a thread is inside the bytes, then -EBUSY */
+#define ACT_PATCH_MAX		  32	      /* bytes replaced at most */
+#define ACT_PATCH_CODE_MAX	  (64u << 10) /* a function's bytes checked for branches, at most */
+#define ACT_PATCH_PRE_MAX	  16	      /* bytes before the entry looked at for the layout */
+#define ACT_PATCH_TRIES		  20   /* stops while a thread is inside the bytes, then -EBUSY */
+#define ACT_PATCH_LOAD_TIMEOUT_MS 5000 /* a patch library's dlopen() in the process, at most */
 struct act_patch {
 	uint64_t addr; /* the function's entry in req.pid's address space */
 	uint64_t to;   /* the alternative's entry, in the same address space */
@@ -149,6 +150,15 @@ struct act_patch {
 			* are looked for in [addr, addr + size). 0: unknown, refused */
 	char function[ACT_NAME_MAX];	/* names, for messages and records: "hot_fn" */
 	char alternative[ACT_NAME_MAX]; /* "hot_fn__alt_fast" */
+	/* Optional: the alternative lives in a patch library (issue 6, item 3). With library
+	 * set (an absolute path) and to 0, the apply first loads the library into the process
+	 * unless it maps it already (act_inject_dlopen() through dlopen_addr, the process's
+	 * dlopen), then finds the alternative at to_offset, its offset in the file, through the
+	 * process's executable mapping of it, and patches as above. The library stays loaded
+	 * after a revert (code a thread may still run is never unmapped). */
+	char library[ACT_PATH_MAX];
+	uint64_t dlopen_addr;
+	uint64_t to_offset;
 };
 
 struct act_request {

@@ -907,6 +907,7 @@ static int check_name(const char *what, const char *s, char *why, size_t size)
 int act_patch_validate(const struct act_request *req, char *why, size_t size)
 {
 	const struct act_patch *q = &req->patch;
+	bool lib = q->library[0] && !q->to;
 	int r;
 
 	if (req->pid <= 1)
@@ -921,7 +922,13 @@ int act_patch_validate(const struct act_request *req, char *why, size_t size)
 		r = check_name("alternative", q->alternative, why, size);
 	if (r)
 		return r;
-	if (!q->addr || !q->to)
+	if (q->library[0] && (q->library[0] != '/' || !memchr(q->library, 0, sizeof(q->library))))
+		return act_why(why, size, -EINVAL, "the patch library must be an absolute path");
+	if (lib && (!q->dlopen_addr || !q->to_offset))
+		return act_why(why, size, -EINVAL,
+			       "a patch library needs the process's dlopen and the offset of '%s'",
+			       q->alternative);
+	if (!q->addr || (!q->to && !lib))
 		return act_why(why, size, -EINVAL, "the address of '%s' is 0",
 			       q->addr ? q->alternative : q->function);
 	if (!q->size || q->size > ACT_PATCH_CODE_MAX)
@@ -954,17 +961,84 @@ int act_patch_read(const struct act_request *req, char *value, size_t size)
 	return act_hex_format(p.orig, p.len, value, size);
 }
 
-int act_patch_apply(const struct act_request *req, struct act_result *res)
+/* The address where pid maps file offset off of the file path (canonical) executable: 0 or
+ * -ENOENT, -ESRCH. */
+static int file_offset_addr(pid_t pid, const char *path, uint64_t off, uint64_t *addr)
+{
+	char maps[64], line[PATH_MAX + 128], perms[8], name[PATH_MAX];
+	_cleanup_fclose_ FILE *f = NULL;
+	unsigned long long s, e, o;
+
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
+	f = fopen(maps, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (fgets(line, sizeof(line), f)) {
+		name[0] = '\0';
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %4095[^\n]", &s, &e, perms, &o, name) <
+		    4)
+			continue;
+		if (perms[2] != 'x' || strcmp(name, path) || off < o || off - o >= e - s)
+			continue;
+		*addr = s + (off - o);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* A patch library: loads it into the process unless it maps it already, and finds the
+ * alternative in it. 0 with *to, a note in note; or -errno with why. */
+static int library_place(const struct act_request *req, uint64_t *to, char *note, size_t nsize,
+			 char *why, size_t size)
 {
 	const struct act_patch *q = &req->patch;
+	char canon[PATH_MAX], iwhy[ACT_WHY_MAX];
+	uint64_t handle = 0;
+	int r;
+
+	note[0] = '\0';
+	if (!realpath(q->library, canon))
+		return act_why(why, size, -errno, "patch library %s", q->library);
+	r = file_offset_addr(req->pid, canon, q->to_offset, to);
+	if (r != -ENOENT)
+		return r ? act_why(why, size, r, "cannot read the maps of process %d",
+				   (int)req->pid)
+			 : 0;
+	r = act_inject_dlopen(req->pid, q->dlopen_addr, canon, ACT_PATCH_LOAD_TIMEOUT_MS, &handle,
+			      iwhy, sizeof(iwhy));
+	if (r)
+		return act_why(why, size, r, "cannot load the patch library %s into process %d: %s",
+			       canon, (int)req->pid, iwhy);
+	snprintf(note, nsize, "patch library %.200s loaded: %.200s", canon, iwhy);
+	r = file_offset_addr(req->pid, canon, q->to_offset, to);
+	if (r)
+		return act_why(why, size, r == -ENOENT ? -ENOEXEC : r,
+			       "%s is loaded in process %d, but not '%s' (offset 0x%" PRIx64
+			       ") in an executable mapping of it",
+			       canon, (int)req->pid, q->alternative, q->to_offset);
+	return 0;
+}
+
+int act_patch_apply(const struct act_request *req0, struct act_result *res)
+{
+	struct act_request placed = *req0;
+	const struct act_request *req = &placed;
+	const struct act_patch *q = &placed.patch;
 	struct act_patch_plan p;
-	char why[ACT_WHY_MAX];
+	char why[ACT_WHY_MAX], note[ACT_WHY_MAX] = "";
 	_cleanup_close_ int fd = -1;
 	int r;
 
 	fd = mem_open(req, req->pid_start, &res->pid_start, O_RDWR, res->why, sizeof(res->why));
 	if (fd < 0)
 		return fd;
+	if (q->library[0] && !q->to) {
+		r = library_place(req, &placed.patch.to, note, sizeof(note), res->why,
+				  sizeof(res->why));
+		if (r)
+			return r;
+		res->req.patch.to = placed.patch.to; /* the record names where it jumps */
+	}
 	r = load_and_plan(req, fd, &p, why, sizeof(why));
 	if (r)
 		return act_why(res->why, sizeof(res->why), r, "cannot patch '%s' of process %d: %s",
@@ -985,7 +1059,7 @@ int act_patch_apply(const struct act_request *req, struct act_result *res)
 	if (r)
 		return r;
 	res->applied = true;
-	res->why[0] = '\0';
+	hs_strlcpy(res->why, note, sizeof(res->why)); /* a note, or "" */
 	return 0;
 }
 

@@ -158,6 +158,13 @@ int act_spec_format(const struct act_result *res, char *buf, size_t size)
 		put_num(&b, "size", q->patch.size);
 		put_str(&b, "function", q->patch.function);
 		put_str(&b, "alternative", q->patch.alternative);
+		if (q->patch.library[0]) {
+			put_str(&b, "library", q->patch.library);
+			put_hex(&b, "dlopen", q->patch.dlopen_addr);
+			put_hex(&b, "to_offset", q->patch.to_offset);
+		}
+		if (!res->patch_len) /* not applied yet (an intent, an approval): no state */
+			break;
 		put_hex(&b, "at", res->patch_at);
 		put_num(&b, "len", res->patch_len);
 		put_bytes(&b, "orig", res->patch_orig, res->patch_len);
@@ -357,6 +364,12 @@ static int spec_key(struct act_result *res, const char *k, const char *v)
 			return copy(q->patch.function, sizeof(q->patch.function), v);
 		if (streq(k, "alternative"))
 			return copy(q->patch.alternative, sizeof(q->patch.alternative), v);
+		if (streq(k, "library"))
+			return copy(q->patch.library, sizeof(q->patch.library), v);
+		if (streq(k, "dlopen"))
+			return get_hex(v, &q->patch.dlopen_addr);
+		if (streq(k, "to_offset"))
+			return get_hex(v, &q->patch.to_offset);
 		if (streq(k, "at"))
 			return get_hex(v, &res->patch_at);
 		if (streq(k, "len")) {
@@ -463,7 +476,8 @@ int act_spec_parse(const char *spec, const char *before, const char *after, stru
 	if (copy(res->before, sizeof(res->before), before ?: "") ||
 	    copy(res->after, sizeof(res->after), after ?: ""))
 		return act_why(why, whysize, -ENAMETOOLONG, "value too long");
-	if (res->req.kind == ACT_KIND_PATCH) {
+	/* a patch's state, when it was applied; an intent or an approval has none yet */
+	if (res->req.kind == ACT_KIND_PATCH && (res->patch_len || res->patch_at)) {
 		err = patch_state(res, why, whysize);
 		if (err)
 			return err;

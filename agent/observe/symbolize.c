@@ -704,12 +704,28 @@ static bool is_object(const struct proc_map *m, const char *object, const char *
 
 /* Reads the maps of pid now into p and the symbol table of object: *pm its first executable
  * mapping, *pt its table (cached, unreferenced: valid until the next evict()). */
+/* The table of the file open on fd (closed here; a -errno fd is returned as is). */
+static int fd_table(struct obs_symbolizer *s, int fd, struct elf_tab **pt)
+{
+	int err;
+
+	if (fd < 0)
+		return fd;
+	*pt = elf_tab_get(s, fd);
+	err = errno;
+	close(fd);
+	if (!*pt)
+		return err ? -err : -ENOEXEC;
+	(*pt)->last_use = ++s->clock;
+	return 0;
+}
+
 static int object_table(struct obs_symbolizer *s, int pid, const char *object, struct proc *p,
 			struct proc_map **pm, struct elf_tab **pt)
 {
 	char path[64], exe[PATH_MAX] = "";
 	ssize_t n;
-	int fd, err;
+	int err;
 
 	if (!object) {
 		snprintf(path, sizeof(path), "/proc/%d/exe", pid);
@@ -727,16 +743,7 @@ static int object_table(struct obs_symbolizer *s, int pid, const char *object, s
 			*pm = &p->maps[i];
 	if (!*pm)
 		return -ENXIO;
-	fd = open_mapped(pid, *pm);
-	if (fd < 0)
-		return fd;
-	*pt = elf_tab_get(s, fd);
-	err = errno;
-	close(fd);
-	if (!*pt)
-		return err ? -err : -ENOEXEC;
-	(*pt)->last_use = ++s->clock;
-	return 0;
+	return fd_table(s, open_mapped(pid, *pm), pt);
 }
 
 /* The runtime address of the ELF virtual address vaddr of the file mapped by m. */
@@ -771,21 +778,14 @@ static unsigned find_key(const struct sym_entry *e)
 	return ((e->rank & SYM_OLDVER) ? 4 : 0) | ((e->rank >> 24 & 0x3) ? 1 : 0);
 }
 
-int obs_sym_find(struct obs_symbolizer *s, int pid, const char *object, const char *name,
-		 struct obs_sym_addr *out)
+/* The symbol name of t that obs_sym_find() means: 0 with *out, or -ENOENT, -ENOTUNIQ,
+ * -EOPNOTSUPP. */
+static int pick(const struct elf_tab *t, const char *name, const struct sym_entry **out)
 {
-	struct proc p = {.pid = pid};
 	const struct sym_entry *hit = NULL;
-	struct proc_map *m;
-	struct elf_tab *t;
 	bool twice = false;
-	int err;
 
-	memset(out, 0, sizeof(*out));
-	if (!name || !*name)
-		return -EINVAL;
-	err = object_table(s, pid, object, &p, &m, &t);
-	for (size_t i = 0; !err && i < t->nsyms; i++) {
+	for (size_t i = 0; i < t->nsyms; i++) {
 		const struct sym_entry *e = &t->syms[i];
 
 		if (!streq(t->names + e->name, name) || (hit && hit->addr == e->addr))
@@ -798,12 +798,31 @@ int obs_sym_find(struct obs_symbolizer *s, int pid, const char *object, const ch
 			twice = true;
 		}
 	}
-	if (!err && !hit)
-		err = -ENOENT;
-	if (!err && twice)
-		err = -ENOTUNIQ;
-	if (!err && (hit->rank & SYM_IFUNC))
-		err = -EOPNOTSUPP;
+	if (!hit)
+		return -ENOENT;
+	if (twice)
+		return -ENOTUNIQ;
+	if (hit->rank & SYM_IFUNC)
+		return -EOPNOTSUPP;
+	*out = hit;
+	return 0;
+}
+
+int obs_sym_find(struct obs_symbolizer *s, int pid, const char *object, const char *name,
+		 struct obs_sym_addr *out)
+{
+	struct proc p = {.pid = pid};
+	const struct sym_entry *hit = NULL;
+	struct proc_map *m;
+	struct elf_tab *t;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!name || !*name)
+		return -EINVAL;
+	err = object_table(s, pid, object, &p, &m, &t);
+	if (!err)
+		err = pick(t, name, &hit);
 	if (!err)
 		err = place(&p, m, t, hit->addr, &out->addr);
 	if (!err) {
@@ -815,34 +834,68 @@ int obs_sym_find(struct obs_symbolizer *s, int pid, const char *object, const ch
 	return err;
 }
 
+/* The table of the ELF file path, mapped by nobody perhaps (a patch library not loaded yet). */
+static int file_table(struct obs_symbolizer *s, const char *path, struct elf_tab **pt)
+{
+	int fd;
+
+	if (!path || !*path)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd_table(s, fd < 0 ? -errno : fd, pt);
+}
+
+int obs_sym_file_find(struct obs_symbolizer *s, const char *path, const char *name,
+		      uint64_t *offset, uint64_t *size)
+{
+	const struct sym_entry *hit = NULL;
+	struct elf_tab *t;
+	int err;
+
+	*offset = *size = 0;
+	if (!name || !*name)
+		return -EINVAL;
+	err = file_table(s, path, &t);
+	if (!err)
+		err = pick(t, name, &hit);
+	if (!err) {
+		err = -ENOENT; /* not in a loadable segment */
+		for (unsigned i = 0; i < t->nsegs; i++) {
+			const struct sym_segment *g = &t->segs[i];
+
+			if (hit->addr >= g->vaddr && hit->addr < g->vaddr + g->filesz) {
+				*offset = hit->addr - g->vaddr + g->offset;
+				*size = hit->size;
+				err = 0;
+				break;
+			}
+		}
+	}
+	evict(s);
+	return err;
+}
+
 static int name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int obs_sym_alternatives(struct obs_symbolizer *s, int pid, const char *object, const char *fn,
-			 char names[][OBS_SYM_NAME_MAX], int max)
+/* The FN__alt_* functions of t, sorted by name, at most max into names: how many, or -errno. */
+static int collect_alts(const struct elf_tab *t, const char *fn, char names[][OBS_SYM_NAME_MAX],
+			int max)
 {
-	struct proc p = {.pid = pid};
 	_cleanup_free_ const char **v = NULL;
 	char prefix[OBS_SYM_NAME_MAX + 8];
 	size_t plen, nv = 0;
-	struct proc_map *m;
-	struct elf_tab *t;
-	int err, stored = 0;
+	int stored = 0;
 
-	if (!fn || !*fn || max < 0)
-		return -EINVAL;
 	if (snprintf(prefix, sizeof(prefix), "%s__alt_", fn) >= (int)sizeof(prefix))
 		return -ENAMETOOLONG;
 	plen = strlen(prefix);
-	err = object_table(s, pid, object, &p, &m, &t);
-	if (!err) {
-		v = calloc(t->nsyms ? t->nsyms : 1, sizeof(*v));
-		if (!v)
-			err = -ENOMEM;
-	}
-	for (size_t i = 0; !err && i < t->nsyms; i++) {
+	v = calloc(t->nsyms ? t->nsyms : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->nsyms; i++) {
 		const char *name = t->names + t->syms[i].name;
 		size_t len = strlen(name);
 
@@ -850,15 +903,44 @@ int obs_sym_alternatives(struct obs_symbolizer *s, int pid, const char *object, 
 		    !(t->syms[i].rank & (SYM_IFUNC | SYM_OLDVER)))
 			v[nv++] = name;
 	}
-	if (!err) {
-		qsort(v, nv, sizeof(*v), name_cmp);
-		for (size_t i = 0; i < nv && stored < max; i++)
-			if (!i || !streq(v[i], v[i - 1]))
-				strcpy(names[stored++], v[i]);
-	}
+	qsort(v, nv, sizeof(*v), name_cmp);
+	for (size_t i = 0; i < nv && stored < max; i++)
+		if (!i || !streq(v[i], v[i - 1]))
+			strcpy(names[stored++], v[i]);
+	return stored;
+}
+
+int obs_sym_alternatives(struct obs_symbolizer *s, int pid, const char *object, const char *fn,
+			 char names[][OBS_SYM_NAME_MAX], int max)
+{
+	struct proc p = {.pid = pid};
+	struct proc_map *m;
+	struct elf_tab *t;
+	int err;
+
+	if (!fn || !*fn || max < 0)
+		return -EINVAL;
+	err = object_table(s, pid, object, &p, &m, &t);
+	if (!err)
+		err = collect_alts(t, fn, names, max);
 	proc_clear(&p);
 	evict(s);
-	return err ? err : stored;
+	return err;
+}
+
+int obs_sym_file_alternatives(struct obs_symbolizer *s, const char *path, const char *fn,
+			      char names[][OBS_SYM_NAME_MAX], int max)
+{
+	struct elf_tab *t;
+	int err;
+
+	if (!fn || !*fn || max < 0)
+		return -EINVAL;
+	err = file_table(s, path, &t);
+	if (!err)
+		err = collect_alts(t, fn, names, max);
+	evict(s);
+	return err;
 }
 
 /* ---- kernel ---- */

@@ -81,6 +81,17 @@ int obs_sym_find(struct obs_symbolizer *s, int pid, const char *object, const ch
 int obs_sym_alternatives(struct obs_symbolizer *s, int pid, const char *object, const char *fn,
 			 char names[][OBS_SYM_NAME_MAX], int max);
 
+/*
+ * The same in an ELF file that no process need map (a patch library before it is loaded):
+ * the function's file offset (where a mapping of the file at offset o and address a puts it at
+ * a + offset - o) and ELF size, and the FN__alt_* functions of the file. Errors as above, and
+ * -ENOENT for a file that does not exist.
+ */
+int obs_sym_file_find(struct obs_symbolizer *s, const char *path, const char *name,
+		      uint64_t *offset, uint64_t *size);
+int obs_sym_file_alternatives(struct obs_symbolizer *s, const char *path, const char *fn,
+			      char names[][OBS_SYM_NAME_MAX], int max);
+
 struct obs_sym_stats {
 	unsigned elfs;	    /* parsed ELF files in the cache */
 	size_t cache_bytes; /* their memory */

@@ -214,16 +214,33 @@ static int patch_request(struct ctx *c, pid_t pid, const char *alt, struct act_r
 				strerror(-r)),
 		       r;
 	r = obs_sym_find(c->e->sym, pid, c->j->library[0] ? c->j->library : object, alt, &to);
-	if (r == -ENXIO && c->j->library[0])
-		return snprintf(why, size,
-				"library %.200s is not loaded in process %d (preload it: "
-				"LD_PRELOAD)",
-				c->j->library, (int)pid),
-		       r;
-	if (r)
+	if (r == -ENXIO && c->j->library[0]) {
+		/* not loaded yet: the apply loads it (act_patch, library) */
+		struct obs_sym_addr dl;
+		uint64_t off, osize;
+
+		r = obs_sym_file_find(c->e->sym, c->j->library, alt, &off, &osize);
+		if (r)
+			return snprintf(why, size, "alternative %s not found in library %.200s: %s",
+					alt, c->j->library, strerror(-r)),
+			       r;
+		r = obs_sym_find(c->e->sym, pid, "libc.so.6", "dlopen", &dl);
+		if (r)
+			return snprintf(why, size,
+					"library %.200s is not loaded in process %d, and the "
+					"process has no dlopen in libc.so.6 to load it with (%s): "
+					"preload it (LD_PRELOAD)",
+					c->j->library, (int)pid, strerror(-r)),
+			       r;
+		hs_strlcpy(req->patch.library, c->j->library, sizeof(req->patch.library));
+		req->patch.dlopen_addr = dl.addr;
+		req->patch.to_offset = off;
+		to.addr = 0;
+	} else if (r) {
 		return snprintf(why, size, "alternative %s not found in process %d: %s", alt,
 				(int)pid, strerror(-r)),
 		       r;
+	}
 	req->patch.addr = fn.addr;
 	req->patch.size = fn.size;
 	req->patch.to = to.addr;
@@ -401,8 +418,17 @@ static int list_alts(struct ctx *c, pid_t pid)
 			hs_strlcpy(j->alts[i], j->def.alternatives[i], sizeof(j->alts[i]));
 		j->nalts = j->def.n_alternatives;
 	} else {
-		n = obs_sym_alternatives(c->e->sym, pid, j->object[0] ? j->object : NULL,
-					 j->function, j->alts, RD_ALTS);
+		/* by name, where they live: the library (loaded or not yet), else the object */
+		if (j->library[0]) {
+			n = obs_sym_alternatives(c->e->sym, pid, j->library, j->function, j->alts,
+						 RD_ALTS);
+			if (n == -ENXIO)
+				n = obs_sym_file_alternatives(c->e->sym, j->library, j->function,
+							      j->alts, RD_ALTS);
+		} else {
+			n = obs_sym_alternatives(c->e->sym, pid, j->object[0] ? j->object : NULL,
+						 j->function, j->alts, RD_ALTS);
+		}
 		if (n < 0) {
 			note(c, "cannot list the alternatives of %s in process %d: %s", j->function,
 			     (int)pid, strerror(-n));
@@ -535,9 +561,12 @@ static void propose_step(struct ctx *c)
 			 j->hot_share * 100);
 	snprintf(why, sizeof(why),
 		 "redirect %s: %s of target %s (%s) to %s, in %zu of its %zu processes (process "
-		 "%d first) through an entry patch; kept only if a switchback canary shows the "
-		 "target better, rolled back at once on a rollback_on breach or a crash",
-		 j->name, j->function, j->target, hot, j->alt, ncan, n, (int)pid);
+		 "%d first) through an entry patch%s%.300s%s; kept only if a switchback canary "
+		 "shows the target better, rolled back at once on a rollback_on breach or a crash",
+		 j->name, j->function, j->target, hot, j->alt, ncan, n, (int)pid,
+		 req.patch.library[0] ? ", after loading the patch library " : "",
+		 req.patch.library,
+		 req.patch.library[0] ? " into the process (ptrace dlopen)" : "");
 	fill_in(c, &ci, why, comm, (int)ncan);
 	ci.p.req = req;
 	/* cooldowns, budgets and storms pass: wait for them without a record a tick */
@@ -564,8 +593,8 @@ static void propose_step(struct ctx *c)
 			j->tried++;
 			return;
 		}
-		note(c, "change %" PRId64 ": %s redirected to %s in process %d", out.change_id,
-		     j->function, j->alt, (int)pid);
+		note(c, "change %" PRId64 ": %s redirected to %s in process %d%s%.300s",
+		     out.change_id, j->function, j->alt, (int)pid, out.why[0] ? "; " : "", out.why);
 		on_applied(c, &out, pid, ci.p.req.pid_start, why);
 		return;
 	case SAFE_DRY_RUN:
@@ -621,7 +650,8 @@ static void approval_step(struct ctx *c)
 			set_phase(c, RP_PROPOSE);
 			return;
 		}
-		note(c, "change %" PRId64 " approved", first.id);
+		note(c, "change %" PRId64 " approved%s%.300s", first.id, out.why[0] ? "; " : "",
+		     out.why);
 		on_applied(c, &out, first.pid, first.start, ci.why);
 		return;
 	default:

@@ -1230,9 +1230,6 @@ static int redirect_check(struct sch_ctx *ctx, void *obj, const struct yt_node *
 		sch_error(ctx, yt_map_get(map, "object"), "'object' must not be empty");
 	if (r->library && r->library[0] != '/')
 		sch_error(ctx, yt_map_get(map, "library"), "'library' must be an absolute path");
-	else if (r->library && !r->n_alternatives)
-		sch_error(ctx, yt_map_get(map, "library"),
-			  "with 'library', name the alternatives it holds ('alternatives')");
 	if (!r->promote && r->new_processes)
 		sch_error(ctx, yt_map_get(map, "new_processes"),
 			  "new_processes needs promote: true (a redirect kept for every process)");
@@ -1273,7 +1270,8 @@ static const struct sch_field redirect_fields[] = {
      .offset = RD(library),
      .max = 511,
      .doc = "the shared library holding the alternatives, an absolute path (the operator's "
-	    "patch library); default: the function's object"},
+	    "patch library, preloaded or loaded by homeostat into each process it redirects); "
+	    "default: the function's object"},
     {.name = "alternatives",
      .type = SCH_STRING_LIST,
      .offset = RD(alternatives),

@@ -335,6 +335,50 @@ static void test_validate(void **state)
 	assert_string_equal(why, "the alternative 'hot_fn__alt_fast' is inside 'hot_fn'");
 }
 
+/* A patch not applied yet (an intent, a change waiting for approval) is a spec line without
+ * state, with its patch library when the alternative is still to be loaded: it is taken back
+ * as it was, and has nothing to revert. */
+static void test_spec_intent_library(void **state)
+{
+	static const char line[] =
+	    "v=1 kind=patch pid=4242 addr=0x401000 to=0x0 size=64 function=hot_fn "
+	    "alternative=hot_fn__alt_lib library=/opt/patches/libalt.so dlopen=0x7f0000001000 "
+	    "to_offset=0x1220";
+	struct act_result res, back;
+	char spec[1024];
+
+	(void)state;
+	memset(&res, 0, sizeof(res));
+	patch_req(&res.req, 4242);
+	res.req.patch.to = 0;
+	strcpy(res.req.patch.alternative, "hot_fn__alt_lib");
+	strcpy(res.req.patch.library, "/opt/patches/libalt.so");
+	res.req.patch.dlopen_addr = 0x7f0000001000;
+	res.req.patch.to_offset = 0x1220;
+	assert_int_equal(act_validate(&res.req, why, sizeof(why)), 0);
+	assert_int_equal(act_spec_format(&res, spec, sizeof(spec)), 0);
+	assert_string_equal(spec, line);
+	assert_int_equal(act_spec_parse(spec, "hot_fn", "hot_fn__alt_lib", &back, why, sizeof(why)),
+			 0);
+	assert_string_equal(back.req.patch.library, "/opt/patches/libalt.so");
+	assert_int_equal(back.req.patch.dlopen_addr, 0x7f0000001000);
+	assert_int_equal(back.req.patch.to_offset, 0x1220);
+	assert_int_equal(back.req.patch.to, 0);
+	assert_int_equal(back.patch_len, 0);
+	assert_int_equal(act_revert(&back), -EINVAL);
+	assert_string_equal(back.why, "no bytes to put back");
+
+	/* a library needs an absolute path, the process's dlopen and the alternative's offset */
+	strcpy(res.req.patch.library, "libalt.so");
+	assert_int_equal(act_validate(&res.req, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "the patch library must be an absolute path");
+	strcpy(res.req.patch.library, "/opt/patches/libalt.so");
+	res.req.patch.dlopen_addr = 0;
+	assert_int_equal(act_validate(&res.req, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "a patch library needs the process's dlopen and the offset of "
+				 "'hot_fn__alt_lib'");
+}
+
 /* The state of an applied patch survives as a spec line, and only an exact one is taken. */
 static void test_spec_round_trip(void **state)
 {
@@ -706,6 +750,7 @@ int main(void)
 	    cmocka_unit_test(test_hex),
 	    cmocka_unit_test(test_validate),
 	    cmocka_unit_test(test_spec_round_trip),
+	    cmocka_unit_test(test_spec_intent_library),
 	    cmocka_unit_test(test_live_child),
 	    cmocka_unit_test(test_live_threads_inside),
 	};

@@ -11,9 +11,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/util.h"
 #include "observe/symbolize.h"
 
 __attribute__((noinline)) static int sym_test_static_target(int x)
@@ -235,6 +238,46 @@ static void test_alternatives(void **state)
 	assert_int_equal(obs_sym_alternatives(s, INT_MAX, NULL, "sym_test_hot", names, 4), -ESRCH);
 }
 
+/* In a file no process need map: the offset where a mapping of the file puts the function,
+ * checked against where this process's mapping of its own executable put it. */
+static void test_file_find(void **state)
+{
+	struct obs_symbolizer *s = *state;
+	char exe[PATH_MAX], names[4][OBS_SYM_NAME_MAX];
+	uint64_t off, size;
+	struct obs_sym_addr a;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	assert_int_equal(obs_sym_file_find(s, exe, "sym_test_hot__alt_fast", &off, &size), 0);
+	assert_int_equal(obs_sym_find(s, getpid(), NULL, "sym_test_hot__alt_fast", &a), 0);
+	assert_int_equal(size, a.size);
+	assert_true(off > 0);
+	{
+		_cleanup_fclose_ FILE *f = fopen("/proc/self/maps", "re");
+		char line[PATH_MAX + 128], perms[8], path[PATH_MAX];
+		unsigned long long b, e, o;
+		bool seen = false;
+
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %4095s", &b, &e, perms, &o,
+				   path) == 5 &&
+			    !strcmp(path, exe) && perms[2] == 'x' && off >= o && off - o < e - b) {
+				assert_int_equal(b + off - o, a.addr);
+				seen = true;
+			}
+		assert_true(seen);
+	}
+	assert_int_equal(obs_sym_file_alternatives(s, exe, "sym_test_hot", names, 4), 2);
+	assert_string_equal(names[0], "sym_test_hot__alt_b");
+	assert_int_equal(obs_sym_file_find(s, exe, "sym_test_nothing", &off, &size), -ENOENT);
+	assert_int_equal(obs_sym_file_find(s, "/nonexistent/libx.so", "f", &off, &size), -ENOENT);
+	assert_int_equal(obs_sym_file_find(s, "/proc/self/status", "f", &off, &size), -ENOEXEC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +290,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_kernel_below_everything, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_find_by_name, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alternatives, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_find, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
