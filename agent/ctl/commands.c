@@ -527,6 +527,8 @@ static int explain_stats(struct hs_daemon *d, struct ctl_response *r, int64_t id
 			       num_text(s->breach_canary, a, sizeof(a)),
 			       num_text(s->breach_baseline, b, sizeof(b)),
 			       num_text(s->breach_limit, c, sizeof(c)));
+	if (*s->function_latency)
+		explain_field(r, "function latency", s->function_latency);
 	return 0;
 }
 

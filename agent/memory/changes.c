@@ -727,16 +727,18 @@ int mem_outcome_summary(struct mem *m, int64_t change_id, struct mem_outcome_sum
 	    " json_extract(s, '$.elapsed_ms'), json_extract(s, '$.samples.canary'),"
 	    " json_extract(s, '$.samples.baseline'), json_extract(s, '$.truncated') IS 1,"
 	    " json_type(s, '$.breach') IS 'object', json_extract(s, '$.breach.canary'),"
-	    " json_extract(s, '$.breach.baseline'), json_extract(s, '$.breach.limit')"
+	    " json_extract(s, '$.breach.baseline'), json_extract(s, '$.breach.limit'),"
+	    " json_extract(s, '$.function_latency.summary')"
 	    " FROM (SELECT CASE WHEN json_valid(stats) THEN stats ELSE '{}' END AS s"
 	    "  FROM outcomes WHERE change_id = ?1 ORDER BY id DESC LIMIT 1)";
-	static const int cols[] = {0, 1, 2, 3, 4};
+	static const int cols[] = {0, 1, 2, 3, 4, 14};
 	static const size_t offs[] = {
 	    offsetof(struct mem_outcome_summary, mode),
 	    offsetof(struct mem_outcome_summary, outcome),
 	    offsetof(struct mem_outcome_summary, verdict),
 	    offsetof(struct mem_outcome_summary, reason),
 	    offsetof(struct mem_outcome_summary, breach_metric),
+	    offsetof(struct mem_outcome_summary, function_latency),
 	};
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	struct mem_outcome_summary *s;

@@ -307,6 +307,7 @@ struct mem_outcome_summary {
 	bool breach;				  /* "breach" is an object: a guard tripped */
 	const char *breach_metric;
 	double breach_canary, breach_baseline, breach_limit;
+	const char *function_latency; /* a redirect's: "function_latency": {"summary": ...} */
 };
 
 /* A heap copy (one allocation: free() it) of the summary of the newest outcome of

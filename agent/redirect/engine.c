@@ -23,6 +23,7 @@
 #include "observe/symbolize.h"
 #include "observe/targets.h"
 #include "redirect/engine.h"
+#include "redirect/measure.h"
 #include "redirect/uprobe.h"
 #include "safety/canary.h"
 #include "safety/changes.h"
@@ -80,7 +81,8 @@ struct job {
 	struct safe_canary_run *run;
 	uint64_t fatal_seen_ms; /* the target's last fatal signal during the trial */
 	int fatal_sig;
-	bool promoted; /* kept: every process of the target at the time got it */
+	struct rd_measure measure; /* the function's latency in the canary (measure.h) */
+	bool promoted;		   /* kept: every process of the target at the time got it */
 	uint64_t verified_ms;
 	unsigned tried;
 	char note[NOTE_MAX];
@@ -302,6 +304,7 @@ static int apply_part(struct ctx *c, pid_t pid, const char *why, int64_t *id, ch
 
 static void trial_release(struct job *j)
 {
+	rd_measure_stop(&j->measure);
 	safe_canary_free(j->run);
 	j->run = NULL;
 	j->nprocs = 0;
@@ -443,6 +446,28 @@ static int list_alts(struct ctx *c, pid_t pid)
 	return 0;
 }
 
+/* The function's latency during the canary: the alternative in the first canary process, the
+ * original in a process of the target without the redirect (measure.h). */
+static void measure_start(struct ctx *c)
+{
+	struct job *j = c->j;
+	const struct obs_members *m = members_of(c->env, j->target);
+	const char *obj = j->object[0] == '/' ? j->object : NULL;
+	pid_t orig = 0, self = getpid();
+
+	for (size_t i = 0; m && i < m->n && !orig; i++)
+		if (m->pids[i] != self && !redirected(j, m->pids[i]))
+			orig = m->pids[i];
+	if (j->object[0] && !obj) {
+		rd_measure_start(&j->measure, 0, NULL, j->function, 0, NULL, j->alt,
+				 "the object is named by its file name, not its path");
+		return;
+	}
+	rd_measure_start(&j->measure, orig, obj, j->function, j->procs[0].pid,
+			 j->library[0] ? j->library : obj, j->alt,
+			 "every process of the target is redirected: no process runs the original");
+}
+
 static void canary_start(struct ctx *c)
 {
 	struct job *j = c->j;
@@ -474,6 +499,7 @@ static void canary_start(struct ctx *c)
 		set_phase(c, RP_PROPOSE);
 		return;
 	}
+	measure_start(c);
 	note(c,
 	     "trial of %s: %zu of %zu processes redirected (change %" PRId64 "), switchback "
 	     "canary for %lld s in blocks of %lld s (off first)",
@@ -715,6 +741,16 @@ static struct proc *dead_proc(struct ctx *c, char *how, size_t size)
 	return NULL;
 }
 
+/* Ends the latency captures; what they measured goes into the verdict's JSON and the log. */
+static void measure_end(struct ctx *c, char *json, size_t size)
+{
+	char summary[600];
+
+	rd_measure_end(&c->j->measure, json, size, summary, sizeof(summary));
+	log_info("redirect %s: function latency during the canary of change %" PRId64 ": %s",
+		 c->j->name, c->j->procs[0].id, summary);
+}
+
 static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool have)
 {
 	struct job *j = c->j;
@@ -725,6 +761,7 @@ static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool 
 	bool breach;
 
 	watch_fatal(c);
+	rd_measure_poll(&j->measure, c->env->mono_ms);
 	dead = dead_proc(c, how, sizeof(how));
 	if (dead) {
 		pid_t pid = dead->pid;
@@ -736,6 +773,7 @@ static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool 
 			 (int)pid, how, j->function, j->alt);
 		if (safe_canary_json(j->run, json, sizeof(json)) < 0)
 			snprintf(json, sizeof(json), "{}");
+		measure_end(c, json, sizeof(json));
 		note(c, "change %" PRId64 ": %s", j->procs[0].id, reason);
 		conclude_all(c, false, crash ? SAFE_VERDICT_ROLLBACK : SAFE_VERDICT_INCONCLUSIVE,
 			     json, reason);
@@ -767,6 +805,7 @@ static void canary_step(struct ctx *c, const struct safe_canary_sample *s, bool 
 		return;
 	}
 	breach = step.action == SAFE_CANARY_BREACH;
+	measure_end(c, json, sizeof(json));
 	note(c, "%s (change %" PRId64 "): %s%s, %" PRIu64 " samples against %" PRIu64 ": %s",
 	     j->alt, j->procs[0].id, breach ? "rollback_on breached: " : "verdict ",
 	     breach ? step.breach_metric : safe_verdict_name(step.verdict), step.n_canary,

@@ -15,7 +15,9 @@
 #         never noticed (same pid, its requests go on, no error);
 #   (i)   hot_fn__alt_fast: the whole 30 s canary runs; more requests per second in the on
 #         blocks: KEEP, with the statistics; then promoted to every process of the target;
-#         the workloads' own clock shows the call latency drop.
+#         the workloads' own clock shows the call latency drop, and so does homeostat's own
+#         measure during the canary (uprobe/uretprobe: the alternative in the canary process,
+#         the original in the other).
 # Then: `homeostat redirect list` shows the live redirects (addresses, bytes written); a second
 # daemon on the same memory never tries wrong or crash again; `homeostat redirect revert ID`
 # restores every byte in every process.
@@ -108,6 +110,11 @@ oq "json_extract(o.stats, '$.reason')" hot_fn__alt_fast
 check "(i) the statistics hold both arms and the throughput test" \
 	[ "$(oq "json_extract(o.stats, '$.samples.canary') >= 10 AND json_extract(o.stats, '$.samples.baseline') >= 10 AND o.stats LIKE '%throughput%'" hot_fn__alt_fast)" = 1 ]
 fast_id=$(q id hot_fn__alt_fast)
+oq "json_extract(o.stats, '$.function_latency.summary')" hot_fn__alt_fast | sed 's/^/    /'
+check "(i) homeostat measured both functions during the canary (uprobe/uretprobe)" \
+	[ "$(oq "json_extract(o.stats, '$.function_latency.original.calls') > 0 AND json_extract(o.stats, '$.function_latency.alternative.calls') > 0" hot_fn__alt_fast)" = 1 ]
+check "(i) and the alternative's p50 is below the original's" \
+	[ "$(oq "json_extract(o.stats, '$.function_latency.alternative.p50_ns') < json_extract(o.stats, '$.function_latency.original.p50_ns')" hot_fn__alt_fast)" = 1 ]
 check "(i) promoted to every process of the target" \
 	t_wait_for 10 t_log_has "redirect checksum: promoted to process"
 sleep 3
