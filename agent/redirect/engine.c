@@ -66,6 +66,7 @@ struct job {
 	char alts[RD_ALTS][RD_NAME_MAX];
 	size_t nalts, next; /* next: the one the next trial takes */
 	bool listed;
+	bool adopt_done;	  /* looked for what a previous daemon kept */
 	char forced[RD_NAME_MAX]; /* an operator's `redirect apply NAME ALT` */
 	bool force, was_forced;
 	/* how hot the function is */
@@ -904,12 +905,92 @@ static void kept_step(struct ctx *c)
 	j->promoted = true;
 }
 
+struct kept_ids {
+	const struct job *j;
+	int64_t id[RD_PROCS];
+	size_t n;
+};
+
+static int kept_of_job(const struct mem_change *mc, void *ud)
+{
+	struct kept_ids *k = ud;
+
+	if (mc->kind == MEM_KIND_PATCH && !strcmp(mc->source, k->j->source) &&
+	    !strcmp(mc->knob, k->j->function) && k->n < RD_PROCS)
+		k->id[k->n++] = mc->id;
+	return 0;
+}
+
+/* Once, at the first tick: a redirect a previous daemon kept is still in its processes (the
+ * text of a process outlives the daemon). Those processes are watched again as if this daemon
+ * had kept it: a crash rolls it back everywhere, an exit forgets the process, text someone
+ * else changed is abandoned, and promotion goes on where the policy says so. */
+static void adopt(struct ctx *c)
+{
+	struct job *j = c->j;
+	struct kept_ids k = {.j = j};
+	char why[256];
+
+	j->adopt_done = true;
+	if (j->phase != RP_WAIT && j->phase != RP_PROPOSE)
+		return;
+	if (mem_changes_by_state(c->env->mem, MEM_STATE_KEPT, kept_of_job, &k) < 0) {
+		log_warn("redirect %s: cannot read the kept changes: %s", j->name,
+			 mem_last_error(c->env->mem));
+		return;
+	}
+	for (size_t i = 0; i < k.n && j->nprocs < RD_PROCS; i++) {
+		struct safe_live *l;
+
+		if (safe_changes_adopt(c->env->changes, k.id[i], why, sizeof(why))) {
+			log_warn("redirect %s: kept change %" PRId64 " not watched: %s", j->name,
+				 k.id[i], why);
+			continue;
+		}
+		l = safe_changes_live(c->env->changes, k.id[i]);
+		if (j->nprocs && strcmp(l->res.req.patch.alternative, j->alt))
+			continue; /* another alternative: its own record stands */
+		if (!act_same_process(l->res.req.pid, l->res.pid_start)) {
+			safe_changes_forget(c->env->changes, k.id[i],
+					    "the process exited while no daemon watched it");
+			continue;
+		}
+		if (act_verify(&l->res.req, &l->res) == -ESTALE) {
+			snprintf(
+			    why, sizeof(why),
+			    "the entry of %s in process %d no longer holds the jump homeostat "
+			    "wrote: changed by someone else while no daemon watched, left alone",
+			    j->function, (int)l->res.req.pid);
+			safe_changes_abandon(c->env->changes, k.id[i], why);
+			continue;
+		}
+		hs_strlcpy(j->alt, l->res.req.patch.alternative, sizeof(j->alt));
+		j->procs[j->nprocs++] =
+		    (struct proc){.pid = l->res.req.pid, .start = l->res.pid_start, .id = k.id[i]};
+	}
+	if (!j->nprocs)
+		return;
+	j->promoted = true;
+	j->verified_ms = c->env->mono_ms;
+	note(c,
+	     "%s -> %s, kept by a previous daemon (change %" PRId64 "), is in %zu processes: "
+	     "watched again",
+	     j->function, j->alt, j->procs[0].id, j->nprocs);
+	mem_audit(c->env->mem, "homeostat", "redirect.adopted", j->procs[0].id, "redirect %s: %s",
+		  j->name, j->note);
+	set_phase(c, RP_KEPT);
+}
+
 static void job_step(struct ctx *c)
 {
 	struct job *j = c->j;
 	struct safe_canary_sample s;
 	const struct obs_members *m = members_of(c->env, j->target);
-	bool have = sample_of(c->env, j->target, &s);
+	bool have;
+
+	if (!j->adopt_done)
+		adopt(c);
+	have = sample_of(c->env, j->target, &s);
 
 	switch (j->phase) {
 	case RP_CANARY:

@@ -31,8 +31,8 @@ static void start_one(struct rd_measure *m, int k, pid_t pid, const char *binary
 	}
 }
 
-void rd_measure_start(struct rd_measure *m, pid_t orig_pid, const char *orig_binary,
-		      const char *fn, pid_t alt_pid, const char *alt_binary, const char *alt,
+void rd_measure_start(struct rd_measure *m, pid_t orig_pid, const char *orig_binary, const char *fn,
+		      pid_t alt_pid, const char *alt_binary, const char *alt,
 		      const char *no_orig_why)
 {
 	memset(m, 0, sizeof(*m));
@@ -84,15 +84,16 @@ void rd_measure_end(struct rd_measure *m, char *json, size_t jsize, char *summar
 			uint64_t mean = p[k].sum_ns / p[k].total;
 
 			snprintf(part[k], sizeof(part[k]),
-				 "%s p50 %d us, p99 %d us (%" PRIu64 " calls in %.1f s, process %d%s)",
+				 "%s p50 %d us, p99 %d us (%" PRIu64
+				 " calls in %.1f s, process %d%s)",
 				 m->func[k], us(p[k].p50_ns), us(p[k].p99_ns), p[k].total,
 				 p[k].duration_ms / 1000.0, (int)m->pid[k],
 				 p[k].stopped_early ? ", stopped at the probe budget" : "");
 			snprintf(obj[k], sizeof(obj[k]),
 				 "{\"function\":\"%s\",\"pid\":%d,\"calls\":%" PRIu64
-				 ",\"p50_ns\":%" PRIu64 ",\"p90_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64
-				 ",\"mean_ns\":%" PRIu64 ",\"duration_ms\":%" PRIu64
-				 ",\"stopped_early\":%s}",
+				 ",\"p50_ns\":%" PRIu64 ",\"p90_ns\":%" PRIu64
+				 ",\"p99_ns\":%" PRIu64 ",\"mean_ns\":%" PRIu64
+				 ",\"duration_ms\":%" PRIu64 ",\"stopped_early\":%s}",
 				 m->func[k], (int)m->pid[k], p[k].total, p[k].p50_ns, p[k].p90_ns,
 				 p[k].p99_ns, mean, p[k].duration_ms,
 				 p[k].stopped_early ? "true" : "false");

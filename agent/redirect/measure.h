@@ -34,8 +34,8 @@ struct rd_measure {
 
 /* Starts both captures (either may fail alone: its why says so). binary: the ELF holding the
  * function, NULL for the process's executable. pid 0: not measured (why given). */
-void rd_measure_start(struct rd_measure *m, pid_t orig_pid, const char *orig_binary,
-		      const char *fn, pid_t alt_pid, const char *alt_binary, const char *alt,
+void rd_measure_start(struct rd_measure *m, pid_t orig_pid, const char *orig_binary, const char *fn,
+		      pid_t alt_pid, const char *alt_binary, const char *alt,
 		      const char *no_orig_why);
 /* Every tick of the canary: applies the probe budget. */
 void rd_measure_poll(struct rd_measure *m, uint64_t mono_ms);

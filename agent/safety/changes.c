@@ -692,6 +692,37 @@ static int revert_stored(const struct mem_change *c, struct act_result *res)
 	return act_revert(res);
 }
 
+int safe_changes_adopt(struct safe_changes *sc, int64_t id, char *why, size_t whysize)
+{
+	_cleanup_(mem_change_freep) struct mem_change *c = NULL;
+	struct act_result res;
+	struct safe_live *l;
+	char pwhy[ACT_WHY_MAX];
+	int r;
+
+	if (safe_changes_live(sc, id))
+		return 0;
+	r = mem_change_get(sc->mem, id, &c);
+	if (r)
+		return say(why, whysize, r, "no change %" PRId64, id);
+	if (c->state != MEM_STATE_KEPT)
+		return say(why, whysize, -EALREADY, "change %" PRId64 " is %s, not KEPT", id,
+			   mem_state_name(c->state));
+	r = act_spec_parse(c->act, c->before, c->after, &res, pwhy, sizeof(pwhy));
+	if (r)
+		return say(why, whysize, r, "its stored request is unusable: %s", pwhy);
+	l = live_add(sc);
+	if (!l)
+		return say(why, whysize, -ENOSPC, "too many live changes");
+	l->id = id;
+	l->kept = true;
+	hs_strlcpy(l->source, c->source, sizeof(l->source));
+	hs_strlcpy(l->target, c->target, sizeof(l->target));
+	l->applied_ms = c->acted_at;
+	l->res = res;
+	return 0;
+}
+
 int safe_changes_rollback(struct safe_changes *sc, int64_t id, const char *by, char *why,
 			  size_t whysize)
 {

@@ -154,6 +154,11 @@ int safe_changes_conclude(struct safe_changes *sc, int64_t id, bool keep, int ve
  * -ESTALE someone else changed the value since (left alone, and recorded). */
 int safe_changes_rollback(struct safe_changes *sc, int64_t id, const char *by, char *why,
 			  size_t whysize);
+/* Takes change id, KEPT by a previous daemon and still on the host, back into the live set
+ * (a kept redirect whose processes must be watched again), its actuator state from the stored
+ * request. 0 (also when it is live already), or -errno with why: -ENOENT no such change,
+ * -EALREADY not KEPT, -EINVAL its stored request is unusable, -ENOSPC no live slot. */
+int safe_changes_adopt(struct safe_changes *sc, int64_t id, char *why, size_t whysize);
 /* At start: reverts what a previous daemon left unconcluded, denies orphaned approvals.
  * Returns the number of changes handled or -errno. */
 int safe_changes_reconcile(struct safe_changes *sc);
