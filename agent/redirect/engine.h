@@ -17,7 +17,9 @@
  *             same ELF), skipped when memory says it failed before; symbols are resolved in
  *             each process (PIE/ASLR and shared libraries through /proc/PID/maps); one change
  *             per canary process (canary_processes of the target's N; the rest are left alone)
- *             of kind patch, the first through the gate, the others as parts of it
+ *             of kind patch, the first through the gate, the others as parts of it; an
+ *             alternative in a patch library the process does not map is loaded by the
+ *             change's apply (ptrace dlopen), so only once the gate admits it
  *   approval  the redirect's class asks for it (notify or require)
  *   canary    switchback blocks (off, on, off, ...) on the canary processes: each switch is an
  *             apply or revert of the entry patch, a pause of a few hundred microseconds (the
@@ -28,13 +30,17 @@
  *             process that dies while redirected (a fatal signal) ends the trial at once as a
  *             failure: every process is reverted, the crashed one restarted where
  *             restart_on_crash says so, and memory refuses that alternative from then on.
- *             DONE's verdict: KEEP promotes the redirect, anything else rolls it back and the
- *             next alternative is tried
+ *             The function's own latency (the alternative in a canary process, the original
+ *             in one without the redirect) is measured meanwhile and stored with the verdict
+ *             (measure.h). DONE's verdict: KEEP promotes the redirect, anything else rolls
+ *             it back and the next alternative is tried
  *   kept      the alternative stays: with promote, every process of the target is redirected
  *             (and, with new_processes, every process that starts later), each a change of its
  *             own that is part of the kept one; a crash of any redirected process rolls the
  *             redirect back in every process at once and is recorded as a failure; an entry
- *             someone else changed since is left to them (abandoned, as the tuner does)
+ *             someone else changed since is left to them (abandoned, as the tuner does);
+ *             what a previous daemon kept is found in memory at the first tick and watched
+ *             the same way (adopt(): its processes still run the alternative)
  *   done      every alternative was tried and none kept, or an operator reverted it
  *
  * Mechanism: the entry patch of actuate/patch.c (ptrace stop, a jump written over whole
