@@ -7,6 +7,7 @@
  * history`, `explain`, `rollback` and `redirect revert` take, and audited ("redirect.*").
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,7 +67,9 @@ struct job {
 	char alts[RD_ALTS][RD_NAME_MAX];
 	size_t nalts, next; /* next: the one the next trial takes */
 	bool listed;
-	bool adopt_done;	  /* looked for what a previous daemon kept */
+	bool adopt_done; /* looked for what a previous daemon kept */
+	bool discover;	 /* the policy names no function: the hottest with alternatives */
+	uint64_t discover_ms;
 	char forced[RD_NAME_MAX]; /* an operator's `redirect apply NAME ALT` */
 	bool force, was_forced;
 	/* how hot the function is */
@@ -154,13 +157,17 @@ static bool sample_of(const struct rd_env *env, const char *target, struct safe_
 
 /* The function's share of the CPU samples of (up to HOT_MEMBERS of) the target's processes
  * over the last HOT_SECONDS, NAN when the always-on profile is not running. */
-static double hot_share(struct ctx *c, const struct obs_members *m)
+/* Calls fn for every row of the CPU profile (functions by self samples) of up to HOT_MEMBERS
+ * of the target's processes over the last HOT_SECONDS. Returns the total weight of those
+ * profiles, or -1 when the always-on profile is not running. */
+static int64_t profile_rows(struct ctx *c, const struct obs_members *m,
+			    void (*fn)(const struct obs_profile_fn *row, void *ud), void *ud)
 {
 	struct obs_cpuprof *cp = obs_cpuprof_host();
-	uint64_t mine = 0, all = 0;
+	uint64_t all = 0;
 
 	if (!cp || !c->e->sym)
-		return NAN;
+		return -1;
 	for (size_t i = 0; i < m->n && i < HOT_MEMBERS; i++) {
 		struct obs_profile p;
 		struct obs_profile_fn *rows;
@@ -172,13 +179,35 @@ static double hot_share(struct ctx *c, const struct obs_members *m)
 		all += obs_profile_weight(&p, 0);
 		n = obs_profile_top(&p, 0, &rows);
 		for (int k = 0; k < n; k++)
-			if (rows[k].func && !strcmp(rows[k].func, c->j->function))
-				mine += rows[k].self;
+			fn(&rows[k], ud);
 		if (n >= 0)
 			free(rows);
 		obs_profile_reset(&p);
 	}
-	return all ? (double)mine / (double)all : 0;
+	return (int64_t)all;
+}
+
+struct hot_sum {
+	const char *function;
+	uint64_t mine;
+};
+
+static void hot_row(const struct obs_profile_fn *row, void *ud)
+{
+	struct hot_sum *h = ud;
+
+	if (row->func && !strcmp(row->func, h->function))
+		h->mine += row->self;
+}
+
+static double hot_share(struct ctx *c, const struct obs_members *m)
+{
+	struct hot_sum h = {.function = c->j->function};
+	int64_t all = profile_rows(c, m, hot_row, &h);
+
+	if (all < 0)
+		return NAN;
+	return all ? (double)h.mine / (double)all : 0;
 }
 
 /* ---- processes ---- */
@@ -905,6 +934,142 @@ static void kept_step(struct ctx *c)
 	j->promoted = true;
 }
 
+#define DISCOVER_MAX 64 /* candidate functions looked at */
+
+struct candidate {
+	char func[RD_NAME_MAX];
+	uint64_t self;
+};
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+
+	return (x->self < y->self) - (x->self > y->self);
+}
+
+/* The file name of the ELF the redirect's function would live in, for pid: the object's,
+ * else the executable's. */
+static void module_of(const struct job *j, pid_t pid, char *buf, size_t size)
+{
+	char link[64], path[PATH_MAX];
+	const char *slash;
+	ssize_t n;
+
+	buf[0] = '\0';
+	if (j->object[0]) {
+		slash = strrchr(j->object, '/');
+		hs_strlcpy(buf, slash ? slash + 1 : j->object, size);
+		return;
+	}
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n <= 0)
+		return;
+	path[n] = '\0';
+	slash = strrchr(path, '/');
+	hs_strlcpy(buf, slash ? slash + 1 : path, size);
+}
+
+/* Alternatives by name of fn where the redirect looks for them: how many, or -errno. */
+static int count_alts(struct ctx *c, pid_t pid, const char *fn)
+{
+	struct job *j = c->j;
+	char names[RD_ALTS][RD_NAME_MAX];
+	int n;
+
+	if (!j->library[0])
+		return obs_sym_alternatives(c->e->sym, pid, j->object[0] ? j->object : NULL, fn,
+					    names, RD_ALTS);
+	n = obs_sym_alternatives(c->e->sym, pid, j->library, fn, names, RD_ALTS);
+	return n == -ENXIO ? obs_sym_file_alternatives(c->e->sym, j->library, fn, names, RD_ALTS)
+			   : n;
+}
+
+/* The candidates of discover(): functions of the module, by self samples. */
+struct cands {
+	const char *module;
+	struct candidate v[DISCOVER_MAX];
+	size_t n;
+};
+
+static void cand_row(const struct obs_profile_fn *row, void *ud)
+{
+	struct cands *cs = ud;
+	size_t x;
+
+	if (row->kernel || !row->func || !row->module || strcmp(row->module, cs->module) ||
+	    strstr(row->func, "__alt_") || strlen(row->func) >= RD_NAME_MAX)
+		return;
+	for (x = 0; x < cs->n && strcmp(cs->v[x].func, row->func); x++)
+		;
+	if (x == cs->n) {
+		if (cs->n == DISCOVER_MAX)
+			return;
+		hs_strlcpy(cs->v[x].func, row->func, sizeof(cs->v[x].func));
+		cs->v[cs->n++].self = 0;
+	}
+	cs->v[x].self += row->self;
+}
+
+/* A redirect that names no function (issue 6, item 1): the hottest function of the target's
+ * always-on CPU profile (self samples of up to HOT_MEMBERS of its processes over the last
+ * HOT_SECONDS, in the object or the executable) that has FUNCTION__alt_* alternatives, with at
+ * least hot_share of the samples. Sets j->function and returns true when one is found. */
+static bool discover(struct ctx *c, const struct obs_members *m)
+{
+	struct job *j = c->j;
+	char module[NAME_MAX + 1];
+	struct cands cs = {.module = module};
+	struct candidate *cand = cs.v;
+	int64_t all;
+	size_t nc;
+
+	if (j->discover_ms && c->env->mono_ms - j->discover_ms < HOT_PERIOD_MS)
+		return false;
+	j->discover_ms = c->env->mono_ms;
+	module_of(j, m->pids[0], module, sizeof(module));
+	all = profile_rows(c, m, cand_row, &cs);
+	if (all < 0) {
+		note(c, "waiting: the CPU profile is not running, so no hot function can be found");
+		set_phase(c, RP_WAIT);
+		return false;
+	}
+	nc = cs.n;
+	qsort(cand, nc, sizeof(*cand), cand_cmp);
+	for (size_t i = 0; i < nc && all > 0; i++) {
+		double share = (double)cand[i].self / (double)all;
+		int n;
+
+		if (share < j->def.hot_share || !cand[i].self)
+			break;
+		n = count_alts(c, m->pids[0], cand[i].func);
+		if (n <= 0)
+			continue;
+		hs_strlcpy(j->function, cand[i].func, sizeof(j->function));
+		j->hot_share = share;
+		j->hot_checked_ms = c->env->mono_ms;
+		note(c,
+		     "discovered %s: %.0f%% of the target's CPU samples, with %d alternatives by "
+		     "name (%s__alt_*)",
+		     j->function, share * 100, n, j->function);
+		return true;
+	}
+	{
+		char msg[NOTE_MAX];
+
+		snprintf(msg, sizeof(msg),
+			 "waiting: no function of %s with %.1f%% of the target's CPU samples or "
+			 "more has FUNCTION__alt_* alternatives%s%s",
+			 module, j->def.hot_share * 100, nc ? "; the hottest is " : "",
+			 nc ? cand[0].func : "");
+		if (strcmp(msg, j->note))
+			note(c, "%s", msg);
+	}
+	set_phase(c, RP_WAIT);
+	return false;
+}
+
 struct kept_ids {
 	const struct job *j;
 	int64_t id[RD_PROCS];
@@ -916,7 +1081,7 @@ static int kept_of_job(const struct mem_change *mc, void *ud)
 	struct kept_ids *k = ud;
 
 	if (mc->kind == MEM_KIND_PATCH && !strcmp(mc->source, k->j->source) &&
-	    !strcmp(mc->knob, k->j->function) && k->n < RD_PROCS)
+	    (!k->j->function[0] || !strcmp(mc->knob, k->j->function)) && k->n < RD_PROCS)
 		k->id[k->n++] = mc->id;
 	return 0;
 }
@@ -948,7 +1113,8 @@ static void adopt(struct ctx *c)
 			continue;
 		}
 		l = safe_changes_live(c->env->changes, k.id[i]);
-		if (j->nprocs && strcmp(l->res.req.patch.alternative, j->alt))
+		if (j->nprocs && (strcmp(l->res.req.patch.alternative, j->alt) ||
+				  strcmp(l->res.req.patch.function, j->function)))
 			continue; /* another alternative: its own record stands */
 		if (!act_same_process(l->res.req.pid, l->res.pid_start)) {
 			safe_changes_forget(c->env->changes, k.id[i],
@@ -965,6 +1131,7 @@ static void adopt(struct ctx *c)
 			continue;
 		}
 		hs_strlcpy(j->alt, l->res.req.patch.alternative, sizeof(j->alt));
+		hs_strlcpy(j->function, l->res.req.patch.function, sizeof(j->function));
 		j->procs[j->nprocs++] =
 		    (struct proc){.pid = l->res.req.pid, .start = l->res.pid_start, .id = k.id[i]};
 	}
@@ -1017,6 +1184,8 @@ static void job_step(struct ctx *c)
 			return;
 		if (!f || fit_learning(f, &c->env->policy->fitness))
 			return; /* the fitness would move under the canary */
+		if (!j->function[0] && !discover(c, m))
+			return;
 		if (!j->force && j->def.hot_share > 0) {
 			if (c->env->mono_ms - j->hot_checked_ms < HOT_PERIOD_MS &&
 			    j->hot_checked_ms)
@@ -1110,7 +1279,8 @@ static void job_end(struct rd_engine *e, int index, const struct rd_env *env, co
 
 static bool same_def(const struct job *j, const struct safe_redirect *d)
 {
-	if (strcmp(j->target, d->target) || strcmp(j->function, d->function) ||
+	if (strcmp(j->target, d->target) || j->discover != !d->function ||
+	    (d->function && strcmp(j->function, d->function)) ||
 	    strcmp(j->object, d->object ?: "") || strcmp(j->library, d->library ?: "") ||
 	    j->def.n_alternatives != d->n_alternatives || strcmp(j->class, d->class) ||
 	    j->def.canary_processes != d->canary_processes ||
@@ -1151,7 +1321,8 @@ void rd_engine_configure(struct rd_engine *e, const struct rd_env *env)
 			j->used = true;
 			hs_strlcpy(j->name, d->name, sizeof(j->name));
 			hs_strlcpy(j->target, d->target, sizeof(j->target));
-			hs_strlcpy(j->function, d->function, sizeof(j->function));
+			hs_strlcpy(j->function, d->function ?: "", sizeof(j->function));
+			j->discover = !d->function;
 			hs_strlcpy(j->object, d->object ?: "", sizeof(j->object));
 			hs_strlcpy(j->library, d->library ?: "", sizeof(j->library));
 			hs_strlcpy(j->class, d->class, sizeof(j->class));
@@ -1161,7 +1332,8 @@ void rd_engine_configure(struct rd_engine *e, const struct rd_env *env)
 			j->hot_share = NAN;
 			j->phase = RP_WAIT;
 			log_info("redirect %s: %s of target %s, %zu alternatives%s, class %s",
-				 d->name, d->function, d->target, d->n_alternatives,
+				 d->name, d->function ?: "the hottest function with alternatives",
+				 d->target, d->n_alternatives,
 				 d->n_alternatives ? "" : " (found by name)", d->class);
 		}
 		/* the policy's strings of this load */
@@ -1197,7 +1369,7 @@ int rd_engine_status(const struct rd_engine *e, int (*cb)(const struct rd_status
 			continue;
 		s = (struct rd_status){.name = j->name,
 				       .target = j->target,
-				       .function = j->function,
+				       .function = j->function[0] ? j->function : "(to be found)",
 				       .phase = phase_names[j->phase],
 				       .alternative = j->phase == RP_CANARY ||
 							      j->phase == RP_KEPT ||
@@ -1237,7 +1409,8 @@ int rd_engine_live(const struct rd_engine *e, const struct rd_env *env,
 				continue;
 			v = (struct rd_live){.name = j->name,
 					     .pid = j->procs[k].pid,
-					     .function = j->function,
+					     .function =
+						 j->function[0] ? j->function : "(to be found)",
 					     .alternative = j->alt,
 					     .addr = l->res.req.patch.addr,
 					     .to = l->res.req.patch.to,
@@ -1274,6 +1447,14 @@ int rd_engine_apply(struct rd_engine *e, const struct rd_env *env, const char *n
 				 "first",
 				 name, phase_names[j->phase], j->procs[0].id);
 			return -EBUSY;
+		}
+		if (!j->function[0]) {
+			snprintf(
+			    why, size,
+			    "redirect %s has not found its function yet (the hottest of target "
+			    "%s with alternatives): %s",
+			    name, j->target, j->note[0] ? j->note : "waiting");
+			return -EAGAIN;
 		}
 		if (alternative && *alternative) {
 			hs_strlcpy(j->forced, alternative, sizeof(j->forced));

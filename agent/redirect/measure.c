@@ -98,7 +98,7 @@ void rd_measure_end(struct rd_measure *m, char *json, size_t jsize, char *summar
 				 p[k].p99_ns, mean, p[k].duration_ms,
 				 p[k].stopped_early ? "true" : "false");
 		} else {
-			snprintf(part[k], sizeof(part[k]), "%s not measured: %s", m->func[k],
+			snprintf(part[k], sizeof(part[k]), "%.80s not measured: %.160s", m->func[k],
 				 m->why[k]);
 			snprintf(obj[k], sizeof(obj[k]), "null");
 		}

@@ -1226,6 +1226,10 @@ static int redirect_check(struct sch_ctx *ctx, void *obj, const struct yt_node *
 		else if (r->function && !strcmp(r->alternatives[i], r->function))
 			sch_error(ctx, at, "the alternative is the function itself");
 	}
+	if (!r->function && r->n_alternatives)
+		sch_error(ctx, yt_map_get(map, "alternatives"),
+			  "alternatives need the 'function' they replace (without one, the hottest "
+			  "function with FUNCTION__alt_* alternatives is discovered)");
 	if (r->object && !*r->object)
 		sch_error(ctx, yt_map_get(map, "object"), "'object' must not be empty");
 	if (r->library && r->library[0] != '/')
@@ -1255,10 +1259,11 @@ static const struct sch_field redirect_fields[] = {
     {.name = "function",
      .type = SCH_STRING,
      .offset = RD(function),
-     .required = true,
      .min = 1,
      .max = SAFE_SYMBOL_MAX,
-     .doc = "the function (an ELF FUNC symbol) whose calls go to an alternative"},
+     .doc = "the function (an ELF FUNC symbol) whose calls go to an alternative; default: "
+	    "discovered, the hottest function of the target's CPU profile that has "
+	    "FUNCTION__alt_* alternatives"},
     {.name = "object",
      .type = SCH_STRING,
      .offset = RD(object),

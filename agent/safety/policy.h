@@ -201,7 +201,8 @@ struct safe_tuning {
 struct safe_redirect {
 	char *name;	     /* names it in history, explain and memory */
 	char *target;	     /* a target of the policy: its processes, fitness and restart */
-	char *function;	     /* the function's symbol (ELF FUNC) */
+	char *function;	     /* the function's symbol (ELF FUNC); NULL: discovered, the hottest
+			      * function of the target's CPU profile with FUNCTION__alt_* ones */
 	char *object;	     /* the ELF that holds it: a path or a library's file name; NULL:
 			      * the target's executable */
 	char *library;	     /* the shared library holding the alternatives (absolute path);
