@@ -405,12 +405,6 @@ static void restart_crashed(struct ctx *c, pid_t pid)
 		   out.change_id);
 }
 
-static bool transient(enum safe_rule r)
-{
-	return r == SAFE_RULE_STORM || r == SAFE_RULE_CHANGES_PER_HOUR ||
-	       r == SAFE_RULE_CONCURRENT || r == SAFE_RULE_COOLDOWN || r == SAFE_RULE_FLAP;
-}
-
 /* The alternative next_alt() gave must wait: the next call gives it again. */
 static void again(struct job *j)
 {
@@ -626,10 +620,7 @@ static void propose_step(struct ctx *c)
 	fill_in(c, &ci, why, comm, (int)ncan);
 	ci.p.req = req;
 	/* cooldowns, budgets and storms pass: wait for them without a record a tick */
-	safe_changes_refresh_counts(c->env->changes);
-	safe_gate_use_policy(&c->env->changes->gate, c->env->policy);
-	safe_gate_check(c->env->policy, &c->env->changes->gate, &ci.p, &pre);
-	if (pre.decision == SAFE_DENY && transient(pre.rule)) {
+	if (safe_changes_must_wait(c->env->changes, c->env->policy, &ci.p, &pre)) {
 		if (strcmp(j->note, pre.reason))
 			note(c, "%s", pre.reason);
 		again(j);
@@ -673,7 +664,7 @@ static void propose_step(struct ctx *c)
 		return;
 	case SAFE_DENY:
 	default:
-		if (transient(out.d.rule)) {
+		if (safe_rule_transient(out.d.rule)) {
 			again(j); /* a budget: the same alternative later */
 			if (strcmp(j->note, out.d.reason))
 				note(c, "%s", out.d.reason);

@@ -180,6 +180,21 @@ void safe_changes_refresh_counts(struct safe_changes *sc)
 	}
 }
 
+bool safe_rule_transient(enum safe_rule r)
+{
+	return r == SAFE_RULE_STORM || r == SAFE_RULE_CHANGES_PER_HOUR ||
+	       r == SAFE_RULE_CONCURRENT || r == SAFE_RULE_COOLDOWN || r == SAFE_RULE_FLAP;
+}
+
+bool safe_changes_must_wait(struct safe_changes *sc, const struct safe_policy *policy,
+			    const struct safe_proposal *p, struct safe_decision_out *pre)
+{
+	safe_changes_refresh_counts(sc);
+	safe_gate_use_policy(&sc->gate, policy);
+	safe_gate_check(policy, &sc->gate, p, pre);
+	return pre->decision == SAFE_DENY && safe_rule_transient(pre->rule);
+}
+
 struct safe_live *safe_changes_live(struct safe_changes *sc, int64_t id)
 {
 	for (unsigned i = 0; i < sc->nlive; i++)

@@ -167,6 +167,13 @@ int safe_changes_deny_orphans(struct safe_changes *sc, const int64_t *keep, size
 /* Feeds memory's counts (changes in the last hour, active ones) to the gate's budgets, so
  * that they survive a restart; done before every gate check, never on an idle tick. */
 void safe_changes_refresh_counts(struct safe_changes *sc);
+/* Rules that pass with time (storm, changes per hour, concurrency, cooldown, flapping): a
+ * proposal they deny is tried again later, not given up. */
+bool safe_rule_transient(enum safe_rule r);
+/* Would the gate deny p now for a rule that passes with time? true with the reason in pre:
+ * the caller waits a tick, and nothing is recorded (memory's counts are refreshed first). */
+bool safe_changes_must_wait(struct safe_changes *sc, const struct safe_policy *policy,
+			    const struct safe_proposal *p, struct safe_decision_out *pre);
 /* The request that restarts target t: its policy restart command, else its systemd unit
  * where systemd runs; timeout_ms for the command (capped). 0, or -errno with why (-ENOENT: no
  * way to restart it). */

@@ -473,12 +473,6 @@ static void fill_in(struct ctx *c, struct safe_change_in *ci, const char *why)
 	ci->why = why;
 }
 
-static bool transient(enum safe_rule r)
-{
-	return r == SAFE_RULE_STORM || r == SAFE_RULE_CHANGES_PER_HOUR ||
-	       r == SAFE_RULE_CONCURRENT || r == SAFE_RULE_COOLDOWN || r == SAFE_RULE_FLAP;
-}
-
 static bool needs_restart(const struct ctx *c)
 {
 	for (size_t i = 0; i < c->j->nids; i++)
@@ -829,11 +823,8 @@ static void propose_step(struct ctx *c)
 		refused(c);
 		return;
 	}
-	/* Cooldowns, budgets and storms pass: wait for them without a record a tick. */
-	safe_changes_refresh_counts(c->env->changes);
-	safe_gate_use_policy(&c->env->changes->gate, c->env->policy);
-	safe_gate_check(c->env->policy, &c->env->changes->gate, &ci.p, &pre);
-	if (pre.decision == SAFE_DENY && transient(pre.rule)) {
+	/* cooldowns, budgets and storms pass: wait for them without a record a tick */
+	if (safe_changes_must_wait(c->env->changes, c->env->policy, &ci.p, &pre)) {
 		if (strcmp(j->note, pre.reason))
 			note(c, "%s", pre.reason);
 		return;
