@@ -10,7 +10,7 @@
 # `redirect list` shows the function; `homeostat redirect apply` before anything was found is
 # refused with the reason (a second policy redirect on a target whose hot function has no
 # alternatives: cpuhog). Rejected, nothing was changed.
-# hs-asan: yes
+# hs-asan: no (the engine runs under ASan in 0530; 42 s saved of make test)
 . "$(dirname "$0")/lib.sh"
 
 EVOLVE=$T_DIR/evolve-disc
