@@ -44,8 +44,8 @@ int BPF_PROG(lc_exec)
 	if (c)
 		c->execs++;
 	cpu = hs_this_cpu();
-	if (cpu)
-		cpu->target = t ? t->target : 0;
+	if (cpu) /* no storage (counted): classified anyway, never charged to the rest */
+		cpu->target = t ? t->target : hs_classify(bpf_get_current_task_btf());
 	return 0;
 }
 
@@ -73,8 +73,8 @@ int BPF_PROG(lc_switch, bool preempt, struct task_struct *prev, struct task_stru
 		return 0;
 	}
 	t = hs_task_of(next);
-	if (!t) {
-		c->target = 0;
+	if (!t) { /* no storage (counted): classified anyway, never charged to the rest */
+		c->target = hs_classify(next);
 		return 0;
 	}
 	c->target = t->target;
