@@ -5,6 +5,7 @@
  * calls the functions in three threads (a child may be traced and its text written without
  * root; where ptrace is not allowed at all, that test is skipped and says so).
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -521,6 +522,30 @@ static bool wait_value(volatile long *v, long want)
 	return false;
 }
 
+/* Waits (at most 2 s) until process pid has n threads: a thread the child creates may not
+ * exist yet when one of its siblings has already written to the shared page. */
+static bool wait_threads(pid_t pid, int n)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	for (int i = 0; i < 2000; i++) {
+		DIR *d = opendir(path);
+		struct dirent *e;
+		int k = 0;
+
+		if (!d)
+			return false;
+		while ((e = readdir(d)))
+			k += e->d_name[0] != '.';
+		closedir(d);
+		if (k == n)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 static void fill(struct obs_symbolizer *s, pid_t pid, const char *fn, const char *alt,
 		 struct act_request *req)
 {
@@ -562,6 +587,7 @@ static void test_live_child(void **state)
 		spin(NULL);
 	}
 	assert_true(wait_value(&sh->plain, t_plain(5)));
+	assert_true(wait_threads(pid, 3));
 	assert_int_equal(obs_sym_new(NULL, &s), 0);
 
 	/* plain: the addresses of the fork are ours */
