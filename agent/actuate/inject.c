@@ -201,44 +201,6 @@ static void nap(long ns)
 	nanosleep(&ts, NULL);
 }
 
-/* ---- /proc/PID/maps ---- */
-
-struct map_line {
-	uint64_t start, end;
-	char perms[5];
-	unsigned maj, min;
-	uint64_t ino;
-	const char *path; /* "" for anonymous memory */
-};
-
-/* Calls fn for every line of /proc/PID/maps until it returns non-zero, which is returned. */
-static int maps_each(pid_t pid, int (*fn)(const struct map_line *, void *), void *arg)
-{
-	char name[64];
-	_cleanup_fclose_ FILE *f = NULL;
-	_cleanup_free_ char *line = NULL;
-	size_t cap = 0;
-	int r = 0;
-
-	snprintf(name, sizeof(name), "/proc/%d/maps", (int)pid);
-	f = fopen(name, "re");
-	if (!f)
-		return errno == ENOENT ? -ESRCH : -errno;
-	while (!r && getline(&line, &cap, f) > 0) {
-		struct map_line l = {0};
-		int n = 0;
-
-		line[strcspn(line, "\n")] = '\0';
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %*x %x:%x %" SCNu64 " %n", &l.start,
-			   &l.end, l.perms, &l.maj, &l.min, &l.ino, &n) < 6 ||
-		    !n)
-			continue;
-		l.path = line + n;
-		r = fn(&l, arg);
-	}
-	return r;
-}
-
 static const char *base_name(const char *path)
 {
 	const char *s = strrchr(path, '/');
@@ -260,7 +222,7 @@ struct maps {
 	size_t n, cap;
 };
 
-static int maps_add(const struct map_line *l, void *arg)
+static int maps_add(const struct act_map_line *l, void *arg)
 {
 	struct maps *m = arg;
 	struct mapping *p;
@@ -303,7 +265,7 @@ struct file_id {
 };
 
 /* 1 when the line maps the file (its device and inode, or its path). */
-static int maps_file(const struct map_line *l, void *arg)
+static int maps_file(const struct act_map_line *l, void *arg)
 {
 	const struct file_id *id = arg;
 
@@ -313,7 +275,7 @@ static int maps_file(const struct map_line *l, void *arg)
 }
 
 /* 1 when the line holds the address in executable memory. */
-static int maps_exec(const struct map_line *l, void *arg)
+static int maps_exec(const struct act_map_line *l, void *arg)
 {
 	const struct file_id *id = arg;
 
@@ -729,7 +691,7 @@ static int pick(struct inj *j, pid_t first, unsigned *stops, char *why, size_t s
 			nap(PICK_DELAY_NS);
 		r = list_threads(j->tgid, first, &tids, &n);
 		if (!r)
-			r = maps_each(j->tgid, maps_add, &m);
+			r = act_maps_each(j->tgid, maps_add, &m);
 		if (r) {
 			free(m.m);
 			return act_why(why, size, r,
@@ -981,14 +943,14 @@ int act_inject_dlopen_info(pid_t pid, uint64_t dlopen_addr, const char *path, un
 	if (r)
 		goto out;
 	id = (struct file_id){.st = &st, .path = info->canonical, .addr = dlopen_addr};
-	r = maps_each(j->tgid, maps_file, &id);
+	r = act_maps_each(j->tgid, maps_file, &id);
 	if (r == 1) {
 		r = 0;
 		act_why(why, size, 0, "already loaded");
 		goto out;
 	}
 	if (!r)
-		r = maps_each(j->tgid, maps_exec, &id);
+		r = act_maps_each(j->tgid, maps_exec, &id);
 	if (r <= 0) {
 		r = act_why(why, size, r ?: -EINVAL,
 			    r ? "cannot read the mappings of process %d"

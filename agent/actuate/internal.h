@@ -58,6 +58,18 @@ int act_mem_write(int fd, uint64_t at, const void *buf, size_t n);
 /* The state letter of a thread ('?' when unreadable, 'X' when gone). */
 char act_thread_state(pid_t pid, pid_t tid);
 
+/* One line of /proc/PID/maps. */
+struct act_map_line {
+	uint64_t start, end, offset;
+	char perms[5];
+	unsigned maj, min;
+	uint64_t ino;
+	const char *path; /* "" for anonymous memory */
+};
+/* process.c: calls fn for every line of /proc/PID/maps until it returns non-zero, which is
+ * returned; -ESRCH when there is no such process. */
+int act_maps_each(pid_t pid, int (*fn)(const struct act_map_line *, void *), void *arg);
+
 /* inject.c: act_inject_dlopen() with what the tools and tests look at. */
 struct act_inject_info {
 	/* in: dlerror() in the process; when not 0 and dlopen() returns NULL, it is called

@@ -388,30 +388,35 @@ int act_patch_plan(const uint8_t *code, size_t n, uint64_t addr, uint64_t to, co
 /* ---- the process's memory ---- */
 
 /* [start, end) of the executable mapping of pid holding addr; -EFAULT when there is none. */
+struct exec_at {
+	uint64_t addr, start, end;
+	bool x;
+};
+
+static int exec_at_line(const struct act_map_line *l, void *arg)
+{
+	struct exec_at *a = arg;
+
+	if (a->addr < l->start || a->addr >= l->end)
+		return 0;
+	a->start = l->start;
+	a->end = l->end;
+	a->x = l->perms[2] == 'x';
+	return 1;
+}
+
 static int exec_mapping(pid_t pid, uint64_t addr, uint64_t *start, uint64_t *end)
 {
-	char path[64], line[512];
-	_cleanup_fclose_ FILE *f = NULL;
+	struct exec_at a = {.addr = addr};
+	int r = act_maps_each(pid, exec_at_line, &a);
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return errno == ENOENT ? -ESRCH : -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long s, e;
-		char perms[8];
-
-		if (sscanf(line, "%lx-%lx %7s", &s, &e, perms) != 3)
-			continue;
-		if (addr >= s && addr < e) {
-			if (perms[2] != 'x')
-				return -EFAULT;
-			*start = s;
-			*end = e;
-			return 0;
-		}
-	}
-	return -EFAULT;
+	if (r < 0)
+		return r;
+	if (!r || !a.x)
+		return -EFAULT;
+	*start = a.start;
+	*end = a.end;
+	return 0;
 }
 
 int act_mem_read(int fd, uint64_t at, void *buf, size_t n)
@@ -961,29 +966,35 @@ int act_patch_read(const struct act_request *req, char *value, size_t size)
 	return act_hex_format(p.orig, p.len, value, size);
 }
 
+struct file_at {
+	const char *path;
+	uint64_t off, addr;
+};
+
+static int file_at_line(const struct act_map_line *l, void *arg)
+{
+	struct file_at *a = arg;
+
+	if (l->perms[2] != 'x' || strcmp(l->path, a->path) || a->off < l->offset ||
+	    a->off - l->offset >= l->end - l->start)
+		return 0;
+	a->addr = l->start + (a->off - l->offset);
+	return 1;
+}
+
 /* The address where pid maps file offset off of the file path (canonical) executable: 0 or
  * -ENOENT, -ESRCH. */
 static int file_offset_addr(pid_t pid, const char *path, uint64_t off, uint64_t *addr)
 {
-	char maps[64], line[PATH_MAX + 128], perms[8], name[PATH_MAX];
-	_cleanup_fclose_ FILE *f = NULL;
-	unsigned long long s, e, o;
+	struct file_at a = {.path = path, .off = off};
+	int r = act_maps_each(pid, file_at_line, &a);
 
-	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
-	f = fopen(maps, "re");
-	if (!f)
-		return errno == ENOENT ? -ESRCH : -errno;
-	while (fgets(line, sizeof(line), f)) {
-		name[0] = '\0';
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %4095[^\n]", &s, &e, perms, &o, name) <
-		    4)
-			continue;
-		if (perms[2] != 'x' || strcmp(name, path) || off < o || off - o >= e - s)
-			continue;
-		*addr = s + (off - o);
-		return 0;
-	}
-	return -ENOENT;
+	if (r < 0)
+		return r;
+	if (!r)
+		return -ENOENT;
+	*addr = a.addr;
+	return 0;
 }
 
 /* A patch library: loads it into the process unless it maps it already, and finds the

@@ -24,6 +24,7 @@
  *   act_poll(), which reaps it, and kills its process group past the deadline.
  */
 #include <dirent.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -723,4 +724,33 @@ void act_restart_release(struct act_result *res)
 	}
 	close(res->pidfd);
 	res->pidfd = -1;
+}
+
+/* ---- /proc/PID/maps ---- */
+
+int act_maps_each(pid_t pid, int (*fn)(const struct act_map_line *, void *), void *arg)
+{
+	char name[64];
+	_cleanup_fclose_ FILE *f = NULL;
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+	int r = 0;
+
+	snprintf(name, sizeof(name), "/proc/%d/maps", (int)pid);
+	f = fopen(name, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (!r && getline(&line, &cap, f) > 0) {
+		struct act_map_line l = {0};
+		int n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %x:%x %" SCNu64 " %n",
+			   &l.start, &l.end, l.perms, &l.offset, &l.maj, &l.min, &l.ino, &n) < 7 ||
+		    !n)
+			continue;
+		l.path = line + n;
+		r = fn(&l, arg);
+	}
+	return r;
 }
