@@ -702,8 +702,6 @@ static bool is_object(const struct proc_map *m, const char *object, const char *
 	return streq(m->module, object);
 }
 
-/* Reads the maps of pid now into p and the symbol table of object: *pm its first executable
- * mapping, *pt its table (cached, unreferenced: valid until the next evict()). */
 /* The table of the file open on fd (closed here; a -errno fd is returned as is). */
 static int fd_table(struct obs_symbolizer *s, int fd, struct elf_tab **pt)
 {
@@ -720,6 +718,8 @@ static int fd_table(struct obs_symbolizer *s, int fd, struct elf_tab **pt)
 	return 0;
 }
 
+/* Reads the maps of pid now into p and the symbol table of object: *pm its first executable
+ * mapping, *pt its table (cached, unreferenced: valid until the next evict()). */
 static int object_table(struct obs_symbolizer *s, int pid, const char *object, struct proc *p,
 			struct proc_map **pm, struct elf_tab **pt)
 {

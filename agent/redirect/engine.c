@@ -155,8 +155,6 @@ static bool sample_of(const struct rd_env *env, const char *target, struct safe_
 	return true;
 }
 
-/* The function's share of the CPU samples of (up to HOT_MEMBERS of) the target's processes
- * over the last HOT_SECONDS, NAN when the always-on profile is not running. */
 /* Calls fn for every row of the CPU profile (functions by self samples) of up to HOT_MEMBERS
  * of the target's processes over the last HOT_SECONDS. Returns the total weight of those
  * profiles, or -1 when the always-on profile is not running. */
@@ -200,6 +198,8 @@ static void hot_row(const struct obs_profile_fn *row, void *ud)
 		h->mine += row->self;
 }
 
+/* The function's share of the CPU samples of (up to HOT_MEMBERS of) the target's processes
+ * over the last HOT_SECONDS, NAN when the always-on profile is not running. */
 static double hot_share(struct ctx *c, const struct obs_members *m)
 {
 	struct hot_sum h = {.function = c->j->function};
@@ -433,6 +433,19 @@ static bool next_alt(struct ctx *c)
 }
 
 /* The alternatives of the policy, or every FUNCTION__alt_* of the ELF. 0 or -errno. */
+/* The alternatives by name (fn__alt_*) of fn where the redirect looks for them, at most
+ * RD_ALTS into names: the patch library's file when there is one (loaded or not), else the
+ * object or executable as the process maps it. How many, or -errno. */
+static int alts_by_name(struct ctx *c, pid_t pid, const char *fn, char names[][RD_NAME_MAX])
+{
+	struct job *j = c->j;
+
+	if (j->library[0])
+		return obs_sym_file_alternatives(c->e->sym, j->library, fn, names, RD_ALTS);
+	return obs_sym_alternatives(c->e->sym, pid, j->object[0] ? j->object : NULL, fn, names,
+				    RD_ALTS);
+}
+
 static int list_alts(struct ctx *c, pid_t pid)
 {
 	struct job *j = c->j;
@@ -445,17 +458,7 @@ static int list_alts(struct ctx *c, pid_t pid)
 			hs_strlcpy(j->alts[i], j->def.alternatives[i], sizeof(j->alts[i]));
 		j->nalts = j->def.n_alternatives;
 	} else {
-		/* by name, where they live: the library (loaded or not yet), else the object */
-		if (j->library[0]) {
-			n = obs_sym_alternatives(c->e->sym, pid, j->library, j->function, j->alts,
-						 RD_ALTS);
-			if (n == -ENXIO)
-				n = obs_sym_file_alternatives(c->e->sym, j->library, j->function,
-							      j->alts, RD_ALTS);
-		} else {
-			n = obs_sym_alternatives(c->e->sym, pid, j->object[0] ? j->object : NULL,
-						 j->function, j->alts, RD_ALTS);
-		}
+		n = alts_by_name(c, pid, j->function, j->alts);
 		if (n < 0) {
 			note(c, "cannot list the alternatives of %s in process %d: %s", j->function,
 			     (int)pid, strerror(-n));
@@ -962,21 +965,6 @@ static void module_of(const struct job *j, pid_t pid, char *buf, size_t size)
 	hs_strlcpy(buf, slash ? slash + 1 : path, size);
 }
 
-/* Alternatives by name of fn where the redirect looks for them: how many, or -errno. */
-static int count_alts(struct ctx *c, pid_t pid, const char *fn)
-{
-	struct job *j = c->j;
-	char names[RD_ALTS][RD_NAME_MAX];
-	int n;
-
-	if (!j->library[0])
-		return obs_sym_alternatives(c->e->sym, pid, j->object[0] ? j->object : NULL, fn,
-					    names, RD_ALTS);
-	n = obs_sym_alternatives(c->e->sym, pid, j->library, fn, names, RD_ALTS);
-	return n == -ENXIO ? obs_sym_file_alternatives(c->e->sym, j->library, fn, names, RD_ALTS)
-			   : n;
-}
-
 /* The candidates of discover(): functions of the module, by self samples. */
 struct cands {
 	const char *module;
@@ -1010,11 +998,10 @@ static void cand_row(const struct obs_profile_fn *row, void *ud)
 static bool discover(struct ctx *c, const struct obs_members *m)
 {
 	struct job *j = c->j;
-	char module[NAME_MAX + 1];
+	char module[NAME_MAX + 1], names[RD_ALTS][RD_NAME_MAX];
 	struct cands cs = {.module = module};
-	struct candidate *cand = cs.v;
+	const struct candidate *cand = cs.v;
 	int64_t all;
-	size_t nc;
 
 	if (j->discover_ms && c->env->mono_ms - j->discover_ms < HOT_PERIOD_MS)
 		return false;
@@ -1026,15 +1013,14 @@ static bool discover(struct ctx *c, const struct obs_members *m)
 		set_phase(c, RP_WAIT);
 		return false;
 	}
-	nc = cs.n;
-	qsort(cand, nc, sizeof(*cand), cand_cmp);
-	for (size_t i = 0; i < nc && all > 0; i++) {
+	qsort(cs.v, cs.n, sizeof(*cs.v), cand_cmp);
+	for (size_t i = 0; i < cs.n && all > 0; i++) {
 		double share = (double)cand[i].self / (double)all;
 		int n;
 
 		if (share < j->def.hot_share || !cand[i].self)
 			break;
-		n = count_alts(c, m->pids[0], cand[i].func);
+		n = alts_by_name(c, m->pids[0], cand[i].func, names);
 		if (n <= 0)
 			continue;
 		hs_strlcpy(j->function, cand[i].func, sizeof(j->function));
@@ -1052,8 +1038,8 @@ static bool discover(struct ctx *c, const struct obs_members *m)
 		snprintf(msg, sizeof(msg),
 			 "waiting: no function of %s with %.1f%% of the target's CPU samples or "
 			 "more has FUNCTION__alt_* alternatives%s%s",
-			 module, j->def.hot_share * 100, nc ? "; the hottest is " : "",
-			 nc ? cand[0].func : "");
+			 module, j->def.hot_share * 100, cs.n ? "; the hottest is " : "",
+			 cs.n ? cand[0].func : "");
 		if (strcmp(msg, j->note))
 			note(c, "%s", msg);
 	}

@@ -15,13 +15,18 @@
 
 static const char *const role[RD_MEASURE_N] = {"original", "alternative"};
 
-static void start_one(struct rd_measure *m, int k, pid_t pid, const char *binary, const char *func)
+static void start_one(struct rd_measure *m, int k, pid_t pid, const char *binary, const char *func,
+		      const char *no_pid_why)
 {
 	struct obs_funclat_opts o = {.pid = pid, .binary = binary, .func = func};
 	int r;
 
 	hs_strlcpy(m->func[k], func, sizeof(m->func[k]));
 	m->pid[k] = pid;
+	if (pid <= 0) {
+		hs_strlcpy(m->why[k], no_pid_why, sizeof(m->why[k]));
+		return;
+	}
 	r = obs_funclat_start(&o, &m->fl[k]);
 	if (r) {
 		m->fl[k] = NULL;
@@ -33,17 +38,11 @@ static void start_one(struct rd_measure *m, int k, pid_t pid, const char *binary
 
 void rd_measure_start(struct rd_measure *m, pid_t orig_pid, const char *orig_binary, const char *fn,
 		      pid_t alt_pid, const char *alt_binary, const char *alt,
-		      const char *no_orig_why)
+		      const char *no_pid_why)
 {
 	memset(m, 0, sizeof(*m));
-	if (orig_pid > 0) {
-		start_one(m, RD_MEASURE_ORIG, orig_pid, orig_binary, fn);
-	} else {
-		hs_strlcpy(m->func[RD_MEASURE_ORIG], fn, sizeof(m->func[RD_MEASURE_ORIG]));
-		hs_strlcpy(m->why[RD_MEASURE_ORIG], no_orig_why ?: "no process to probe",
-			   sizeof(m->why[RD_MEASURE_ORIG]));
-	}
-	start_one(m, RD_MEASURE_ALT, alt_pid, alt_binary, alt);
+	start_one(m, RD_MEASURE_ORIG, orig_pid, orig_binary, fn, no_pid_why);
+	start_one(m, RD_MEASURE_ALT, alt_pid, alt_binary, alt, no_pid_why);
 }
 
 void rd_measure_poll(struct rd_measure *m, uint64_t mono_ms)

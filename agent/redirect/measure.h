@@ -33,10 +33,10 @@ struct rd_measure {
 };
 
 /* Starts both captures (either may fail alone: its why says so). binary: the ELF holding the
- * function, NULL for the process's executable. pid 0: not measured (why given). */
+ * function, NULL for the process's executable. pid 0: not measured, for no_pid_why. */
 void rd_measure_start(struct rd_measure *m, pid_t orig_pid, const char *orig_binary, const char *fn,
 		      pid_t alt_pid, const char *alt_binary, const char *alt,
-		      const char *no_orig_why);
+		      const char *no_pid_why);
 /* Every tick of the canary: applies the probe budget. */
 void rd_measure_poll(struct rd_measure *m, uint64_t mono_ms);
 /* Ends the captures: a one-line summary into summary and, when json is a JSON object, a

@@ -272,10 +272,9 @@ static int apply_now(struct safe_changes *sc, int64_t id, struct mem_change *c,
 	hs_strlcpy(out->after, res.after, sizeof(out->after));
 	if (act_spec_format(&res, spec, sizeof(spec)) < 0)
 		spec[0] = '\0';
-	/* the note: what the kernel adjusted, or a patch library loaded for a patch */
-	r = mem_change_applied(
-	    sc->mem, id, res.before, res.after, res.revert_cmd, spec,
-	    res.adjusted || (res.req.kind == ACT_KIND_PATCH && res.why[0]) ? res.why : NULL);
+	/* the actuator's note, if any: a value the kernel adjusted, a patch library loaded */
+	r = mem_change_applied(sc->mem, id, res.before, res.after, res.revert_cmd, spec,
+			       res.why[0] ? res.why : NULL);
 	if (r)
 		log_warn("change %" PRId64 " is applied but memory could not record it: %s", id,
 			 mem_last_error(sc->mem));
