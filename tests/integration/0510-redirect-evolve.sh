@@ -132,32 +132,6 @@ echo "hot_fn call latency of process $other: $before ns before, $after ns with t
 check "(i) the measured call latency drops by half or more ($before -> $after ns)" [ $((after * 2)) -le "$before" ]
 check "(i) no wrong result in the redirected processes" \
 	bash -c "tail -n 1 '$ostats' | grep -q ' errors=0 ' && tail -n 1 '$T_DIR/stats-2.log' | grep -q ' errors=0 '"
-# every byte restored: the text of hot_fn in each live process equals the file's
-restored() {
-	python3 - "$EVOLVE" "$@" <<'PY'
-import subprocess, sys
-exe = sys.argv[1]
-nm = subprocess.run(["nm", exe], capture_output=True, text=True).stdout
-off = next(int(l.split()[0], 16) for l in nm.splitlines() if l.endswith(" hot_fn"))
-for pid in sys.argv[2:]:
-    base = None
-    for l in open(f"/proc/{pid}/maps"):
-        f = l.split()
-        if len(f) >= 6 and f[5] == exe and int(f[2], 16) == 0:
-            base = int(f[0].split("-")[0], 16)
-            break
-    with open(f"/proc/{pid}/mem", "rb") as m:
-        m.seek(base + off)
-        live = m.read(16)
-    with open(exe, "rb") as e:
-        # a PIE's text: file offset == vaddr for the first segments of GCC's layout
-        e.seek(off)
-        disk = e.read(16)
-    if live != disk:
-        print(f"{pid}: {live.hex()} != {disk.hex()}")
-        sys.exit(1)
-PY
-}
 check "the first daemon stops cleanly; the kept redirect stays in the processes" t_stop
 
 # a second daemon on the same memory watches what the first kept
@@ -177,7 +151,8 @@ alive=$(for p in $(cat "$T_DIR/evolve.pids"); do
 	[ "$(awk '/^State:/ { print $2 }' "/proc/$p/status" 2>/dev/null)" = S ] ||
 		[ "$(awk '/^State:/ { print $2 }' "/proc/$p/status" 2>/dev/null)" = R ] && echo "$p"
 done)
-check "every byte of hot_fn is restored in every live process ($(echo $alive))" restored $alive
+check "every byte of hot_fn is restored in every live process ($(echo $alive))" \
+	t_text_restored "$EVOLVE" hot_fn $alive
 
 # never twice
 "$HSC" --socket "$T_SOCK" redirect apply checksum hot_fn__alt_wrong >/dev/null 2>&1

@@ -74,35 +74,7 @@ check "no error at all so far" bash -c "tail -n 1 '$T_DIR/stats.log' | grep -q '
 check "redirect revert $id: the change is rolled back" \
 	t_wait_for 10 t_q_is "SELECT state FROM changes WHERE id = $id" ROLLED_BACK
 check "every byte of hot_fn is restored (the process's text equals the file's)" \
-	python3 - "$DLHOST" "$PID" <<'PY'
-import subprocess, sys
-exe, pid = sys.argv[1], sys.argv[2]
-nm = subprocess.run(["nm", "-S", exe], capture_output=True, text=True).stdout
-f = next(l.split() for l in nm.splitlines() if l.endswith(" hot_fn"))
-off, size = int(f[0], 16), int(f[1], 16)
-data = open(exe, "rb").read()
-import struct
-# file offset of the symbol's vaddr through the program headers
-phoff, = struct.unpack_from("<Q", data, 0x20)
-phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-foff = None
-for i in range(phnum):
-    p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
-    if p_type == 1 and p_vaddr <= off < p_vaddr + p_filesz:
-        foff = off - p_vaddr + p_offset
-want = data[foff:foff + size]
-for l in open(f"/proc/{pid}/maps"):
-    p = l.split()
-    if len(p) >= 6 and p[5] == exe and "x" in p[1]:
-        s, e = (int(x, 16) for x in p[0].split("-"))
-        o = int(p[2], 16)
-        if o <= foff < o + (e - s):
-            with open(f"/proc/{pid}/mem", "rb") as m:
-                m.seek(s + foff - o)
-                got = m.read(size)
-            sys.exit(0 if got == want else 1)
-sys.exit(1)
-PY
+	t_text_restored "$DLHOST" hot_fn "$PID"
 check "the library stays mapped after the revert" grep -q "$LIB" "/proc/$PID/maps"
 check "dlhost is alive and right" bash -c "kill -0 $PID && tail -n 1 '$T_DIR/stats.log' | grep -q ' total_errors=0'"
 "$HSC" --socket "$T_SOCK" explain "$id" >"$T_DIR/explain.txt" 2>&1

@@ -180,3 +180,39 @@ t_tune_policy() { # [errors_only]
 			-e 's/^  cost: 0.1$/  cost: 0/' "$p"
 	fi
 }
+
+# t_text_restored EXE FUNC PID...: the text of FUNC (all its st_size bytes) in each process
+# equals EXE's file, found through the program headers and each process's executable mapping
+# of EXE (a redirect's every byte put back).
+t_text_restored() {
+	python3 - "$@" <<'PY'
+import struct, subprocess, sys
+exe, fn, pids = sys.argv[1], sys.argv[2], sys.argv[3:]
+nm = subprocess.run(["nm", "-S", exe], capture_output=True, text=True).stdout
+f = next(l.split() for l in nm.splitlines() if l.endswith(" " + fn))
+vaddr, size = int(f[0], 16), int(f[1], 16)
+data = open(exe, "rb").read()
+phoff, = struct.unpack_from("<Q", data, 0x20)
+phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+foff = None
+for i in range(phnum):
+    p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+    if p_type == 1 and p_vaddr <= vaddr < p_vaddr + p_filesz:
+        foff = vaddr - p_vaddr + p_offset
+want = data[foff:foff + size]
+for pid in pids:
+    got = None
+    for l in open(f"/proc/{pid}/maps"):
+        p = l.split()
+        if len(p) >= 6 and p[5] == exe and "x" in p[1]:
+            s, e = (int(x, 16) for x in p[0].split("-"))
+            o = int(p[2], 16)
+            if o <= foff < o + (e - s):
+                with open(f"/proc/{pid}/mem", "rb") as m:
+                    m.seek(s + foff - o)
+                    got = m.read(size)
+    if got != want:
+        print(f"{pid}: {fn} is {got.hex() if got else 'not mapped'}, the file has {want.hex()}")
+        sys.exit(1)
+PY
+}
