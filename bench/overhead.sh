@@ -9,20 +9,26 @@
 #      floor (exit)      the empty sys_exit program alone (floor --exit-only): the floor of
 #                        homeostat's design, which counts on sys_exit and hooks sys_enter
 #                        only in its latency windows
-#      homeostatd        the daemon with its default collectors, on policies/default.yaml
+#      homeostatd        the daemon with its default collectors, on policies/default.yaml,
+#                        between two latency windows (the policy's windows turned off): the
+#                        always-on cost
+#      homeostatd (latency window)  the same while a latency window is open (sys_enter
+#                        attached: 1 in 16 syscalls timed)
 #      syscount -L -P    libbpf-tools syscount, counting and timing every syscall per process
 #    in ROUNDS rounds; each round runs every configuration, each just after a baseline run
-#    (their order rotates from round to round), so that drift affects all alike. The round's
-#    baseline is the median of its baseline runs, so that one disturbed run does not spoil the
-#    round. Added cost = ns/call of the configuration - baseline of the same round. Medians
-#    over the rounds, with min..max.
+#    (their order rotates from round to round) and before another, so that drift affects all
+#    alike. Added cost = ns/call of the configuration - the mean of the two baseline runs around
+#    it. Medians over the rounds, with min..max; the baseline figure is the median of all the
+#    baseline runs.
+#    homeostatd's cost on the default schedule (observe.syscall_latency in the policy: a
+#    window of W every E) is, per round, the always-on cost + W/E x (the window's cost - the
+#    always-on cost): that is the figure compared with syscount.
 #    Two clocks per run: CLOCK_MONOTONIC (wall) and the loop thread's CPU time, which stays
 #    right when another process shares the CPU and the wall clock does not.
-# 2. homeostatd's own cost: CPU (% of one core, from /proc/PID/stat utime+stime and, finer,
-#    the scheduler's run time of its threads) and RSS (max of VmRSS sampled every second, and
-#    VmHWM), over IDLE_SECONDS on an idle host, then IDLE_SECONDS under the sysloop load.
-#
-# Environment: BENCH_ROUNDS (default 7, at least 5), BENCH_IDLE_SECONDS (default 60),
+#    Then, once per configuration, the BPF programs' own run time per call (bpf_stats, turned
+#    on only for that run): where the cost goes, with less noise than the clocks above, since
+#    it leaves out the tracepoint dispatch and the syscall's slow path, the same for all.
+# Environment: BENCH_ROUNDS (default 15, at least 5), BENCH_IDLE_SECONDS (default 60),
 # BENCH_RUN_SECONDS (length of one timed run, default 1), HS_BUILD (default build),
 # SYSCOUNT (default: syscount from PATH or /usr/sbin/syscount).
 #
@@ -35,7 +41,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 
 BUILD=${HS_BUILD:-build}
-ROUNDS=${BENCH_ROUNDS:-7}
+ROUNDS=${BENCH_ROUNDS:-15}
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-60}
 RUN_SECONDS=${BENCH_RUN_SECONDS:-1}
 HSD=$BUILD/homeostatd
@@ -70,6 +76,19 @@ DB=$TMP/memory.db
 LOG=$TMP/daemon.log
 DAEMON_PID='' FLOOR_PID='' SYSCOUNT_PID='' LOAD_PID=''
 CPU=$(($(nproc) - 1))
+STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo '')
+
+# The daemon's policies: the default one with its latency windows off (the always-on cost) and
+# with one window that stays open (the cost while one is open). W/E: the default schedule.
+POLICY=policies/default.yaml
+LAT_WINDOW=$(awk '/^  syscall_latency:/ { s = 1; next } s && /^    window:/ { print $2; exit }' "$POLICY")
+LAT_EVERY=$(awk '/^  syscall_latency:/ { s = 1; next } s && /^    every:/ { print $2; exit }' "$POLICY")
+seconds() { # a policy duration (500ms, 1s, 2m) in seconds
+	awk -v d="$1" 'BEGIN { n = d + 0; u = d; sub(/^[0-9.]+/, "", u)
+		print (u == "ms" ? n / 1000 : u == "s" ? n : u == "m" ? n * 60 : u == "h" ? n * 3600 : -1) }'
+}
+DUTY=$(awk -v w="$(seconds "${LAT_WINDOW:-1s}")" -v e="$(seconds "${LAT_EVERY:-20s}")" \
+	'BEGIN { print (e > 0 && w > 0 ? w / e : 0) }')
 
 # stop PID SIGNAL: signals PID, waits up to 5 s for it to exit, then kills it.
 stop() {
@@ -88,6 +107,7 @@ cleanup() {
 	stop "$DAEMON_PID" TERM
 	stop "$FLOOR_PID" TERM
 	stop "$SYSCOUNT_PID" INT
+	[ -n "$STATS_WAS" ] && sysctl -q kernel.bpf_stats_enabled="$STATS_WAS"
 	rm -rf "$PIN" 2>/dev/null
 	rm -rf "$TMP"
 }
@@ -114,14 +134,23 @@ start_floorexit() {
 }
 stop_floorexit() { stop_floor; }
 
-start_homeostatd() {
+# bench_policy NAME WINDOW EVERY: the default policy with that latency schedule, as $TMP/NAME.
+bench_policy() {
+	sed -E "/^  syscall_latency:/,/^[^ ]/{s/^(    window:).*/\1 $2/; s/^(    every:).*/\1 $3/}" \
+		"$POLICY" >"$TMP/$1.yaml" && chmod 0644 "$TMP/$1.yaml"
+}
+
+# start_daemon POLICY: starts homeostatd, returns once it answered and ticked once.
+start_daemon() {
 	local i
-	"$HSD" --foreground --policy policies/default.yaml --runbooks remediations --db "$DB" \
+	"$HSD" --foreground --policy "$1" --runbooks remediations --db "$DB" \
 		--socket "$SOCK" --pin-dir "$PIN" >"$LOG" 2>&1 &
 	DAEMON_PID=$!
 	for i in $(seq 100); do
 		if "$HSC" --socket "$SOCK" status >/dev/null 2>&1; then
-			sleep 0.5 # let the first ticks pass: their cost is start-up, not steady state
+			# past the first tick: it opens a latency window if the policy has one, and
+			# the start-up's cost is not the steady state
+			sleep 1.5
 			return 0
 		fi
 		kill -0 "$DAEMON_PID" 2>/dev/null || break
@@ -133,7 +162,11 @@ start_homeostatd() {
 	DAEMON_PID=
 	return 1
 }
-stop_homeostatd() { stop "$DAEMON_PID" TERM; DAEMON_PID=; rm -rf "$PIN"; }
+stop_daemon() { stop "$DAEMON_PID" TERM; DAEMON_PID=; rm -rf "$PIN"; }
+start_homeostatd() { start_daemon "$TMP/nowindow.yaml"; }
+stop_homeostatd() { stop_daemon; }
+start_hswindow() { start_daemon "$TMP/window.yaml"; }
+stop_hswindow() { stop_daemon; }
 
 # syscount prints "Tracing syscalls, ..." once attached (line-buffered by stdbuf so that it can
 # be seen at once), its table on SIGINT; both discarded.
@@ -168,9 +201,12 @@ run_loop() {
 
 # --- 1. syscall cost ---
 
-CONFIGS=(floor floorexit homeostatd syscount)
+bench_policy nowindow 1s 0s || die "cannot write the bench policies"
+bench_policy window 1m 1h || die "cannot write the bench policies"
+CONFIGS=(floor floorexit homeostatd hswindow syscount)
 declare -A LABEL=([baseline]="baseline" [floor]="floor" [floorexit]="floor (exit)"
-	[homeostatd]="homeostatd" [syscount]="syscount -L -P")
+	[homeostatd]="homeostatd" [hswindow]="homeostatd (latency window)"
+	[syscount]="syscount -L -P")
 declare -A AVAILABLE=([baseline]=1)
 
 # Check once that each configuration starts, and tell which collectors homeostatd runs.
@@ -192,11 +228,12 @@ done
 CALLS=$("$SYSLOOP" -c "$CPU" -t "$RUN_SECONDS") || die "sysloop cannot calibrate"
 
 echo "homeostatd collectors: $HSD_COLLECTORS"
+echo "homeostatd latency windows ($POLICY): ${LAT_WINDOW:-?} every ${LAT_EVERY:-?}, a duty of $DUTY"
 echo "sysloop: $CALLS getppid() calls a run (~$RUN_SECONDS s), pinned to CPU $CPU of $(nproc);" \
 	"$ROUNDS rounds"
 echo "per round, ns/call wall clock (thread CPU time); a round's baseline is the median of its baseline runs:"
 
-RES=$TMP/results # lines: round config wall_ns cpu_ns
+RES=$TMP/results # lines: round position config wall_ns cpu_ns
 : >"$RES"
 for ((r = 1; r <= ROUNDS; r++)); do
 	order=()
@@ -204,6 +241,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		c=${CONFIGS[$(((i + r - 1) % ${#CONFIGS[@]}))]}
 		[ -n "${AVAILABLE[$c]:-}" ] && order+=(baseline "$c")
 	done
+	order+=(baseline) # every configuration run sits between two baseline runs
+	pos=0
 	line="  round $r:"
 	for c in "${order[@]}"; do
 		if ! "start_$c"; then
@@ -213,18 +252,20 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		v=$(run_loop)
 		"stop_$c"
 		[ -n "$v" ] || die "sysloop failed"
-		echo "$r $c $v" >>"$RES"
+		pos=$((pos + 1))
+		echo "$r $pos $c $v" >>"$RES"
 		read -r wall cpu_ns <<<"$v"
 		line+=$(printf '  %s %.1f (%.1f)' "${LABEL[$c]}" "$wall" "$cpu_ns")
 	done
 	echo "$line"
 done
 
-# report COLUMN NAME: the summary of one clock (COLUMN 3 = wall, 4 = CPU time).
+# report COLUMN NAME: the summary of one clock (COLUMN 4 = wall, 5 = CPU time).
 report() {
-	awk -v col="$1" -v name="$2" -v rounds="$ROUNDS" \
+	awk -v col="$1" -v name="$2" -v rounds="$ROUNDS" -v duty="$DUTY" \
 		-v lb="${LABEL[floor]}" -v le="${LABEL[floorexit]}" -v lh="${LABEL[homeostatd]}" \
-		-v ls="${LABEL[syscount]}" '
+		-v lw="${LABEL[hswindow]}" -v ls="${LABEL[syscount]}" \
+		-v lsched="homeostatd (${LAT_WINDOW:-?} windows every ${LAT_EVERY:-?})" '
 	function sort(a, n,   i, j, t) {
 		for (i = 2; i <= n; i++)
 			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -234,26 +275,27 @@ report() {
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
 	# stats(config): sets MED, MIN, MAX of the values and AMED, AMIN, AMAX of the added costs
-	function stats(c,   r, n, m, v, d) {
+	function stats(c,   r, n, m, v, d, i) {
 		n = m = 0
 		for (r = 1; r <= rounds; r++) {
+			if (c == "baseline") {
+				for (i = 1; i <= nbase[r]; i++) v[++n] = base[r, i]
+				continue
+			}
 			if (!((r, c) in val)) continue
 			v[++n] = val[r, c]
-			if (c != "baseline" && (r, "baseline") in val)
-				d[++m] = val[r, c] - val[r, "baseline"]
+			d[++m] = add[r, c]
 		}
 		N = n; M = m
 		if (n) { MED = median(v, n); MIN = v[1]; MAX = v[n] }
 		if (m) { AMED = median(d, m); AMIN = d[1]; AMAX = d[m] }
 	}
 	# ratio(c): added cost of c over that of syscount; median of per-round ratios, ratio of medians
-	function ratio(c, label,   r, n, q, num, den, a, b) {
+	function ratio(c, label,   r, n, q, a, b) {
 		n = 0
 		for (r = 1; r <= rounds; r++) {
-			if (!((r, c) in val && (r, "syscount") in val && (r, "baseline") in val)) continue
-			num = val[r, c] - val[r, "baseline"]
-			den = val[r, "syscount"] - val[r, "baseline"]
-			if (den > 0) q[++n] = num / den
+			if (!((r, c) in add && (r, "syscount") in add)) continue
+			if (add[r, "syscount"] > 0) q[++n] = add[r, c] / add[r, "syscount"]
 		}
 		stats(c); a = AMED; if (!M) return
 		stats("syscount"); b = AMED; if (!M) return
@@ -264,26 +306,38 @@ report() {
 		if (b > 0) printf "%.3f (ratio of medians)\n", a / b
 		else printf "n/a (ratio of medians)\n"
 	}
-	$2 == "baseline" { base[$1, ++nbase[$1]] = $col; seen[$2] = 1; next }
-	{ val[$1, $2] = $col; seen[$2] = 1 }
+	{ raw[$1, $2] = $col; cfg[$1, $2] = $3; seen[$3] = 1 }
+	$3 == "baseline" { base[$1, ++nbase[$1]] = $col }
 	END {
 		for (r = 1; r <= rounds; r++) {
-			if (!nbase[r]) continue
-			for (i = 1; i <= nbase[r]; i++) b[i] = base[r, i]
-			val[r, "baseline"] = median(b, nbase[r])
+			for (p = 1; (r, p) in cfg; p++) {
+				c = cfg[r, p]
+				if (c == "baseline") continue
+				if (!((r, p - 1) in raw && (r, p + 1) in raw)) continue
+				val[r, c] = raw[r, p]
+				add[r, c] = raw[r, p] - (raw[r, p - 1] + raw[r, p + 1]) / 2
+			}
+			# the default schedule: always-on, plus the extra of a window for its share of time
+			if ((r, "homeostatd") in val && (r, "hswindow") in val) {
+				val[r, "sched"] = val[r, "homeostatd"] + \
+					duty * (val[r, "hswindow"] - val[r, "homeostatd"])
+				add[r, "sched"] = add[r, "homeostatd"] + \
+					duty * (add[r, "hswindow"] - add[r, "homeostatd"])
+				seen["sched"] = 1
+			}
 		}
-		split("baseline floor floorexit homeostatd syscount", order, " ")
+		split("baseline floor floorexit homeostatd hswindow sched syscount", order, " ")
 		lab["baseline"] = "baseline"; lab["floor"] = lb; lab["floorexit"] = le
-		lab["homeostatd"] = lh; lab["syscount"] = ls
+		lab["homeostatd"] = lh; lab["hswindow"] = lw; lab["sched"] = lsched; lab["syscount"] = ls
 		printf "syscall cost (getppid, ns/call, median of %d rounds, %s):", rounds, name
-		for (i = 1; i <= 5; i++) {
+		for (i = 1; i <= 7; i++) {
 			c = order[i]; if (!(c in seen)) continue
 			stats(c)
 			printf "  %s %.1f", lab[c], MED
 			if (c != "baseline" && M) printf " (%+.1f)", AMED
 		}
 		printf "\n  spread (min..max):"
-		for (i = 1; i <= 5; i++) {
+		for (i = 1; i <= 7; i++) {
 			c = order[i]; if (!(c in seen)) continue
 			stats(c)
 			printf "  %s %.1f..%.1f", lab[c], MIN, MAX
@@ -291,7 +345,9 @@ report() {
 		}
 		printf "\n"
 		if ("syscount" in seen) {
-			if ("homeostatd" in seen) ratio("homeostatd", "homeostat")
+			if ("sched" in seen) ratio("sched", lsched)
+			if ("homeostatd" in seen) ratio("homeostatd", lh " (always-on)")
+			if ("hswindow" in seen) ratio("hswindow", lw)
 			if ("floor" in seen) ratio("floor", "floor")
 			if ("floorexit" in seen) ratio("floorexit", le)
 		}
@@ -299,8 +355,52 @@ report() {
 }
 
 echo
-report 3 "wall clock"
-report 4 "thread CPU time"
+report 4 "wall clock"
+report 5 "thread CPU time"
+
+# --- where it goes: the BPF programs' own run time per call (bpf_stats) ---
+
+# prog_runs FILE: "id run_time_ns run_cnt name" of every loaded program, from bpftool.
+prog_runs() {
+	bpftool -j prog show 2>/dev/null | python3 -c '
+import json, sys
+for p in json.load(sys.stdin):
+    print(p["id"], p.get("run_time_ns", 0), p.get("run_cnt", 0), p.get("name", "?"))' >"$1"
+}
+
+if [ -n "$STATS_WAS" ] && command -v bpftool >/dev/null; then
+	echo
+	echo "BPF programs' own run time per getppid() (bpf_stats on for one run; median of 3 starts" \
+		"of each configuration, which place its maps and programs anew; the clock reads of" \
+		"bpf_stats are counted in, ~20-30 ns a program run here):"
+	for c in "${CONFIGS[@]}"; do
+		[ -n "${AVAILABLE[$c]:-}" ] || continue
+		: >"$TMP/runs"
+		for k in 1 2 3; do
+			"start_$c" || continue
+			prog_runs "$TMP/before"
+			sysctl -q kernel.bpf_stats_enabled=1
+			"$SYSLOOP" -n "$CALLS" -c "$CPU" -w 0 >/dev/null
+			sysctl -q kernel.bpf_stats_enabled="$STATS_WAS"
+			prog_runs "$TMP/after"
+			"stop_$c"
+			awk -v calls="$CALLS" '
+			NR == FNR { t[$1] = $2; n[$1] = $3; next }
+			($1 in t) && $3 - n[$1] > 0 {
+				ns = ($2 - t[$1]) / calls
+				if (ns >= 0.5) { parts = parts sprintf(" %s %.1f", $4, ns); total += ns }
+			}
+			END { printf "%.1f%s\n", total, parts ? ":" parts : ": (none)" }' \
+				"$TMP/before" "$TMP/after" >>"$TMP/runs"
+		done
+		sort -n "$TMP/runs" | awk -v label="${LABEL[$c]}" '
+			{ line[NR] = $0; split($0, f, ":"); tot[NR] = f[1] }
+			END { if (!NR) exit
+				m = int((NR + 1) / 2); sub(/^[^:]*:/, "", line[m])
+				printf "  %-28s %6.1f ns (%s):%s\n", label, tot[m],
+					NR > 1 ? sprintf("%.1f..%.1f", tot[1], tot[NR]) : "one run", line[m] }'
+	done
+fi
 
 # --- 2. homeostatd's own CPU and memory ---
 
@@ -337,7 +437,7 @@ measure() {
 }
 
 echo
-start_homeostatd || die "homeostatd does not start"
+start_daemon "$POLICY" || die "homeostatd does not start"
 sleep 2 # past its start-up: the figures are its steady state
 measure "idle" || die "homeostatd exited while measured"
 # The load: one sysloop, long enough to outlast the window, stopped when it closes.
@@ -349,4 +449,4 @@ sleep 0.5
 measure "under sysloop load" || die "homeostatd exited while measured"
 stop "$LOAD_PID" TERM
 LOAD_PID=
-stop_homeostatd
+stop_daemon

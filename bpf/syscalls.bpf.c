@@ -2,11 +2,12 @@
 /* syscalls.bpf.c - syscall counts, errors by errno and sampled latency, per target.
  *
  * The exit program is always on, on every syscall of the host, so its hot path is kept to
- * what cannot be avoided: the per-CPU target (hs_cpu) and a per-CPU count, both inlined
- * array lookups, no helper call. Errors and timed syscalls take slower paths. The entry
- * program only picks 1 in (sample_mask + 1) syscalls to time, and the agent attaches it only
- * during latency windows. Two variants of each: tp_btf (direct reads, preferred) and raw_tp
- * (CO-RE probe reads), chosen at load.
+ * what cannot be avoided: one inlined lookup of the CPU's entry in hs_cpu, which holds both
+ * the running task's target and the counts (one page of data for the rest of the host, two
+ * for a target member; see struct hs_cpu), and an increment. Errors and timed syscalls take
+ * slower paths. The entry program only picks 1 in (sample_mask + 1) syscalls to time, and
+ * the agent attaches it only during latency windows. Two variants of each: tp_btf (direct
+ * reads, preferred) and raw_tp (CO-RE probe reads), chosen at load.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,12 +22,13 @@ char LICENSE[] SEC("license") = "GPL";
 /* 1 in (sample_mask + 1) syscalls has its latency measured; a power of two minus one. */
 const volatile __u32 sample_mask = 15;
 
+/* Failed syscalls by target x SC_NR_MAX + number; the counts of all are in hs_cpu. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, HS_NTARGETS *SC_NR_MAX);
 	__type(key, __u32);
-	__type(value, struct sc_count);
-} sc_counts SEC(".maps");
+	__type(value, __u64);
+} sc_failed SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -48,14 +50,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sc_stats);
 } sc_stats SEC(".maps");
-
-/* Per-CPU syscall counter that picks the sampled syscalls. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} sc_sampler SEC(".maps");
 
 static __always_inline struct sc_stats *stats(void)
 {
@@ -79,9 +73,13 @@ static __always_inline int on_enter(void)
 static __noinline void on_error(__u32 target, __u32 nr, long ret)
 {
 	struct sc_err_key k = {.target = target, .nr = nr, .err = -ret};
+	__u32 idx = target * SC_NR_MAX + nr;
 	__u64 one = 1, *v;
 	struct sc_stats *s;
 
+	v = bpf_map_lookup_elem(&sc_failed, &idx);
+	if (v)
+		(*v)++;
 	v = bpf_map_lookup_elem(&sc_errors, &k);
 	if (v) {
 		__sync_fetch_and_add(v, 1);
@@ -124,13 +122,12 @@ static __noinline void on_latency(__u32 target, __u32 nr, __u64 ns)
 	__sync_fetch_and_add(&h->count, 1);
 }
 
-/* The hot path: two inlined array lookups and an increment, unless the syscall failed or
- * is being timed. The target is the one lifecycle's sched_switch program left in hs_cpu. */
+/* The hot path: one inlined array lookup and an increment, unless the syscall failed or is
+ * being timed. The target is the one lifecycle's sched_switch program left in hs_cpu. */
 static __always_inline int on_exit(long id, long ret)
 {
 	struct hs_cpu *c = hs_this_cpu();
-	__u32 target, nr = id, idx;
-	struct sc_count *cnt;
+	__u32 target, nr = id;
 	struct sc_stats *s;
 	__u64 start;
 
@@ -143,15 +140,9 @@ static __always_inline int on_exit(long id, long ret)
 			s->nr_out_of_range++;
 		return 0;
 	}
-	idx = target * SC_NR_MAX + nr;
-	cnt = bpf_map_lookup_elem(&sc_counts, &idx);
-	if (!cnt)
-		return 0;
-	cnt->count++;
-	if (ret < 0 && ret >= -SC_ERRNO_MAX) {
-		cnt->errors++;
+	c->sc_exits[target][nr]++;
+	if (ret < 0 && ret >= -SC_ERRNO_MAX)
 		on_error(target, nr, ret);
-	}
 	if (c->sample_ts) {
 		start = c->sample_ts;
 		c->sample_ts = 0;

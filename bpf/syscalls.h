@@ -1,24 +1,22 @@
 /* syscalls.h - shared between bpf/syscalls.bpf.c and agent/observe/syscalls.c.
  *
- * Per target x syscall: exact counts and error counts (a per-CPU array, two increments on
- * the hot path); per target x syscall x errno: error counts (a hash, touched only when a
- * syscall fails); per target x syscall: a log2 latency histogram of 1 in (sample_mask + 1)
- * syscalls during latency windows, chosen per CPU at entry, so that only timed syscalls
- * read the clock.
+ * Per target x syscall: exact counts, in hs_cpu (hs_targets.h: one increment on the hot path,
+ * on the page the program reads its target from) and exact failures (sc_failed, a per-CPU
+ * array touched only when a syscall fails); per target x syscall x errno: failures (a hash,
+ * also only on failure); per target x syscall: a log2 latency histogram of 1 in
+ * (sample_mask + 1) syscalls during latency windows, chosen per CPU at entry, so that only
+ * timed syscalls read the clock.
  */
 #ifndef HS_BPF_SYSCALLS_H
 #define HS_BPF_SYSCALLS_H
 
-#define SC_NR_MAX      512 /* syscall numbers counted; above is counted as out of range */
-#define SC_SLOTS       32  /* log2 ns: slot k holds latencies in [2^k, 2^(k+1)) ns */
+#include "hs_targets.h"
+
+#define SC_NR_MAX      HS_SC_NR /* syscall numbers counted; above is counted as out of range */
+#define SC_SLOTS       32	/* log2 ns: slot k holds latencies in [2^k, 2^(k+1)) ns */
 #define SC_ERRNO_MAX   4096
 #define SC_ERR_ENTRIES 4096
 #define SC_LAT_ENTRIES 4096
-
-struct sc_count {
-	__u64 count;
-	__u64 errors;
-};
 
 struct sc_err_key {
 	__u32 target;

@@ -15,6 +15,7 @@
 #include <linux/magic.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -24,6 +25,7 @@
 #include "lib/util.h"
 #include "observe/cpuprof.h"
 #include "observe/observe.h"
+#include "safety/policy.h"
 
 #define OBS_MAX_PINS 64
 
@@ -57,6 +59,10 @@ struct obs {
 	char *pins[OBS_MAX_PINS];
 	int npins;
 	int shared_fd[SHARED_N];
+	struct safe_sc_latency sc_latency;
+	const struct hs_cpu *cpus; /* hs_cpu mapped read-only, ncpus entries; NULL: not yet */
+	size_t cpus_len;
+	int ncpus;
 	int opening; /* the collector being opened: its programs are its cost */
 	struct {
 		int fd;
@@ -102,13 +108,6 @@ static void probe_features(struct obs *obs)
 {
 	obs->features.btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
 	obs->features.raw_tp = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_RAW_TRACEPOINT, NULL) == 1;
-	/* tp_btf needs BTF; whether the kernel takes the program is learnt at load. */
-	obs->features.tp_btf = obs->features.btf;
-	obs->features.task_storage =
-	    libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, NULL) == 1;
-	if (!obs->features.task_storage)
-		log_warn("task storage maps not supported by this kernel: collectors that need "
-			 "per-task state are unavailable");
 	/* tp_btf needs BTF; whether the kernel takes the program is learnt at load. */
 	obs->features.tp_btf = obs->features.btf;
 	obs->features.task_storage =
@@ -307,18 +306,47 @@ static void cost_tick(struct obs *obs, uint64_t now)
 	obs->next_cost_ms = now + OBS_COST_PERIOD_MS;
 }
 
+_Static_assert(sizeof(struct hs_cpu) % HS_PAGE == 0, "each CPU's hs_cpu entry is whole pages");
+
 int obs_share_maps(struct obs *obs, struct bpf_object *obj)
 {
 	for (int i = 0; i < SHARED_N; i++) {
 		struct bpf_map *m = bpf_object__find_map_by_name(obj, shared_maps[i]);
 		int err;
 
-		if (!m || obs->shared_fd[i] < 0)
+		if (!m)
 			continue;
-		err = bpf_map__reuse_fd(m, obs->shared_fd[i]);
+		if (obs->shared_fd[i] < 0) {
+			/* This object creates it: hs_cpu has one entry per possible CPU. */
+			err = i == SHARED_CPU ? bpf_map__set_max_entries(m, obs->ncpus) : 0;
+		} else {
+			err = bpf_map__reuse_fd(m, obs->shared_fd[i]);
+		}
 		if (err)
 			return err;
 	}
+	return 0;
+}
+
+const struct hs_cpu *obs_cpus(const struct obs *obs, int *ncpus)
+{
+	*ncpus = obs->cpus ? obs->ncpus : 0;
+	return obs->cpus;
+}
+
+/* Maps hs_cpu once it exists: the agent reads every CPU's counts without a syscall. */
+static int map_cpus(struct obs *obs)
+{
+	size_t len = (size_t)obs->ncpus * sizeof(struct hs_cpu);
+	void *p;
+
+	if (obs->cpus || obs->shared_fd[SHARED_CPU] < 0)
+		return 0;
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, obs->shared_fd[SHARED_CPU], 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	obs->cpus = p;
+	obs->cpus_len = len;
 	return 0;
 }
 
@@ -343,6 +371,9 @@ int obs_adopt_maps(struct obs *obs, struct bpf_object *obj)
 		if (err)
 			return err;
 	}
+	err = map_cpus(obs);
+	if (err)
+		return err;
 	if (obs->targets_ready || !shares)
 		return 0;
 	for (int i = 0; i < SHARED_N; i++)
@@ -388,9 +419,23 @@ int obs_finish_object(struct obs *obs, struct bpf_object *obj, struct bpf_object
 	return err;
 }
 
-int obs_reconfigure(struct obs *obs, const struct safe_policy *policy)
+static void set_policy(struct obs *obs, const struct safe_policy *policy)
 {
 	obs->policy = policy;
+	if (policy)
+		obs->sc_latency = policy->observe.sc_latency;
+	else
+		obs->sc_latency = (struct safe_sc_latency){.window_ms = 1000, .every_ms = 20000};
+}
+
+struct safe_sc_latency obs_sc_latency(const struct obs *obs)
+{
+	return obs->sc_latency;
+}
+
+int obs_reconfigure(struct obs *obs, const struct safe_policy *policy)
+{
+	set_policy(obs, policy);
 	if (!obs->targets_ready)
 		return 0;
 	return obs_targets_configure(&obs->targets, policy);
@@ -419,12 +464,18 @@ int obs_open(const char *pin_dir, const struct safe_policy *policy, struct obs *
 	if (!obs)
 		return -ENOMEM;
 	obs->pin_dir_fd = -1;
-	obs->policy = policy;
+	set_policy(obs, policy);
 	if (obs_cputime_open(&obs->cputime))
 		log_warn("no memory to follow CPU time per target: cpu_usage is unknown");
 	obs->stats_fd = -1;
 	for (int i = 0; i < SHARED_N; i++)
 		obs->shared_fd[i] = -1;
+	obs->ncpus = libbpf_num_possible_cpus();
+	if (obs->ncpus <= 0) {
+		err = obs->ncpus < 0 ? obs->ncpus : -EINVAL;
+		log_errno(err, "cannot count the possible CPUs");
+		goto cleanup;
+	}
 	err = hs_strlcpy(obs->pin_dir, pin_dir, sizeof(obs->pin_dir));
 	if (err) {
 		log_err("pin directory '%s' is too long", pin_dir);
@@ -479,6 +530,8 @@ void obs_close(struct obs *obs)
 			log_warn_errno(-errno, "cannot unpin '%s', ignoring", obs->pins[i]);
 		free(obs->pins[i]);
 	}
+	if (obs->cpus)
+		munmap((void *)obs->cpus, obs->cpus_len);
 	for (int i = 0; i < SHARED_N; i++)
 		if (obs->shared_fd[i] >= 0)
 			close(obs->shared_fd[i]);
@@ -624,17 +677,13 @@ static void sum_host(struct obs_snapshot *snap, double secs)
  * storage. Reported once each time they grow; never silent. */
 static void target_losses(struct obs *obs, struct obs_snapshot *snap)
 {
-	int ncpus = libbpf_num_possible_cpus();
-	struct hs_cpu per[ncpus > 0 ? ncpus : 1];
 	uint64_t full = 0, nostore = 0;
-	__u32 zero = 0;
 
-	if (obs->shared_fd[SHARED_CPU] < 0 || ncpus <= 0 ||
-	    bpf_map_lookup_elem(obs->shared_fd[SHARED_CPU], &zero, per))
+	if (!obs->cpus)
 		return;
-	for (int i = 0; i < ncpus; i++) {
-		full += per[i].proc_full;
-		nostore += per[i].no_storage;
+	for (int i = 0; i < obs->ncpus; i++) {
+		full += obs->cpus[i].proc_full;
+		nostore += obs->cpus[i].no_storage;
 	}
 	snap->overflows += full + nostore;
 	if (full + nostore > obs->target_losses) {

@@ -26,6 +26,7 @@ struct bpf_object;
 struct bpf_object_skeleton;
 struct bpf_program;
 struct safe_policy;
+struct safe_sc_latency;
 
 /* What the running kernel offers, found by probes at start. */
 struct obs_features {
@@ -60,10 +61,9 @@ struct obs_collector_info {
 #define OBS_COST_FIRST_MS  3000
 #define OBS_COST_WINDOW_MS 1000
 
-#define OBS_TOP_ERRNOS	     4
-#define OBS_SC_SAMPLE_RATE   16	  /* syscall latency: 1 in 16 syscalls is timed, */
-#define OBS_SC_LAT_WINDOW_MS 1000 /* in windows of 1 s */
-#define OBS_SC_LAT_PERIOD_MS 5000 /* every 5 s */
+#define OBS_TOP_ERRNOS 4
+/* Syscall latency: 1 in 16 syscalls is timed, in the policy's windows (observe.syscall_latency). */
+#define OBS_SC_SAMPLE_RATE 16
 
 /* TCP listen-queue overflows (netstat.c): the namespaces a target's processes live in. */
 #define OBS_NETNS_MAX 8
@@ -152,6 +152,11 @@ struct obs_collector_ops {
  * that an earlier collector created; after load, adopt them if this object created them. */
 int obs_share_maps(struct obs *obs, struct bpf_object *obj);
 int obs_adopt_maps(struct obs *obs, struct bpf_object *obj);
+/* hs_cpu, every CPU's entry, mapped read-only: NULL until a collector created it. *ncpus is
+ * the number of entries. */
+const struct hs_cpu *obs_cpus(const struct obs *obs, int *ncpus);
+/* The policy's syscall latency windows (the defaults without a policy). */
+struct safe_sc_latency obs_sc_latency(const struct obs *obs);
 
 /* A map or a program of an object, by its name there, and the name of its pin. */
 struct obs_pin {

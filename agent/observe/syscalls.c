@@ -1,10 +1,11 @@
 /* syscalls.c - user side of bpf/syscalls.bpf.c: counts, errors by errno, sampled latency.
  *
- * Each tick reads the per-CPU count array in one batch, the errno hash and the latency
- * hash, and turns them into per-target deltas: rates, error rates, the top errnos, and the
- * tick's latency histogram (also pushed into a sliding window). Cumulative readings of the
- * previous tick are kept here; nothing in the kernel is ever cleared, so that a reader such
- * as bpftool sees totals since start.
+ * Each tick reads the counts from hs_cpu (mapped by observe.c: no syscall), the per-CPU
+ * failure array in one batch, the errno hash and the latency hash, and turns them into
+ * per-target deltas: rates, error rates, the top errnos, and the tick's latency histogram
+ * (also pushed into a sliding window). Cumulative readings of the previous tick are kept
+ * here; nothing in the kernel is ever cleared, so that a reader such as bpftool sees totals
+ * since start.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -17,6 +18,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "observe/observe.h"
+#include "safety/policy.h"
 
 #define ERR_SLOTS 8192 /* open addressing table of previous errno counts: 2 x SC_ERR_ENTRIES */
 
@@ -27,11 +29,12 @@ struct err_prev {
 };
 
 struct sc_state {
+	struct obs *obs;
 	struct syscalls_bpf *skel;
 	int ncpus;
-	bool btf;			   /* tp_btf programs, else raw_tp */
-	struct sc_count *percpu;	   /* HS_NTARGETS * SC_NR_MAX * ncpus */
-	struct sc_count prev[HS_NTARGETS]; /* sums over syscalls */
+	bool btf;	  /* tp_btf programs, else raw_tp */
+	uint64_t *failed; /* sc_failed: HS_NTARGETS * SC_NR_MAX * ncpus */
+	uint64_t prev_count[HS_NTARGETS], prev_failed[HS_NTARGETS]; /* sums over syscalls */
 	struct obs_hist lat_prev[HS_NTARGETS];
 	struct obs_window lat_window[HS_NTARGETS];
 	struct err_prev *errs;
@@ -50,7 +53,7 @@ static void sc_close(void *p)
 	bpf_link__destroy(s->enter_link);
 	bpf_link__destroy(s->exit_link);
 	syscalls_bpf__destroy(s->skel);
-	free(s->percpu);
+	free(s->failed);
 	free(s->errs);
 	free(s);
 }
@@ -102,11 +105,12 @@ static int sc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->obs = obs;
 	s->ncpus = libbpf_num_possible_cpus();
-	s->percpu = calloc((size_t)HS_NTARGETS * SC_NR_MAX * (s->ncpus > 0 ? s->ncpus : 1),
-			   sizeof(*s->percpu));
+	s->failed = calloc((size_t)HS_NTARGETS * SC_NR_MAX * (s->ncpus > 0 ? s->ncpus : 1),
+			   sizeof(*s->failed));
 	s->errs = calloc(ERR_SLOTS, sizeof(*s->errs));
-	if (s->ncpus <= 0 || !s->percpu || !s->errs) {
+	if (s->ncpus <= 0 || !s->failed || !s->errs) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
@@ -124,7 +128,7 @@ static int sc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		goto cleanup;
 	}
 	const struct obs_pin pins[] = {
-	    {"sc_counts", "syscalls_counts"},
+	    {"sc_failed", "syscalls_failed"},
 	    {"sc_errors", "syscalls_errors"},
 	    {"sc_latency", "syscalls_latency"},
 	    {"sc_stats", "syscalls_stats"},
@@ -143,9 +147,9 @@ static int sc_open(struct obs *obs, void **out, char *reason, size_t reason_len)
 		snprintf(reason, reason_len, "attach failed: %s", strerror(-err));
 		goto cleanup;
 	}
-	log_info("syscalls: %s programs; latency of 1 in %d syscalls, in %d ms windows every %d ms",
-		 s->btf ? "tp_btf" : "raw_tp", OBS_SC_SAMPLE_RATE, OBS_SC_LAT_WINDOW_MS,
-		 OBS_SC_LAT_PERIOD_MS);
+	log_info("syscalls: %s programs; latency of 1 in %d syscalls in windows that the "
+		 "policy schedules (observe.syscall_latency)",
+		 s->btf ? "tp_btf" : "raw_tp", OBS_SC_SAMPLE_RATE);
 	*out = s;
 	return 0;
 cleanup:
@@ -213,37 +217,36 @@ static void add_errno(struct obs_target_snap *t, int err, uint64_t n)
 
 static int read_counts(struct sc_state *s, struct obs_snapshot *snap, double secs)
 {
-	int fd = bpf_map__fd(s->skel->maps.sc_counts);
+	int fd = bpf_map__fd(s->skel->maps.sc_failed), ncpus;
 	__u32 n = (__u32)snap->ntargets * SC_NR_MAX, out_batch, count = n;
-	int err;
+	const struct hs_cpu *cpus = obs_cpus(s->obs, &ncpus);
 
-	err = bpf_map_lookup_batch(fd, NULL, &out_batch, NULL, s->percpu, &count, NULL);
-	(void)err;
-	if (count != n) {
-		/* The batch may stop early; read the rest one by one. */
-		for (__u32 k = count; k < n; k++)
-			if (bpf_map_lookup_elem(fd, &k, s->percpu + (size_t)k * s->ncpus))
-				return -errno;
-	}
+	if (!cpus || ncpus != s->ncpus)
+		return -ENODATA;
+	if (bpf_map_lookup_batch(fd, NULL, &out_batch, NULL, s->failed, &count, NULL) &&
+	    errno != ENOENT)
+		count = 0;
+	/* The batch may stop early; read the rest one by one. */
+	for (__u32 k = count; k < n; k++)
+		if (bpf_map_lookup_elem(fd, &k, s->failed + (size_t)k * s->ncpus))
+			return -errno;
 	for (int idx = 0; idx < snap->ntargets; idx++) {
-		struct sc_count sum = {0};
+		uint64_t sum = 0, failed = 0;
 		struct obs_target_snap *t = &snap->t[idx];
 
-		for (size_t nr = 0; nr < SC_NR_MAX; nr++) {
-			const struct sc_count *c =
-			    s->percpu + ((size_t)idx * SC_NR_MAX + nr) * s->ncpus;
-
-			for (int cpu = 0; cpu < s->ncpus; cpu++) {
-				sum.count += c[cpu].count;
-				sum.errors += c[cpu].errors;
-			}
-		}
-		t->sc_count = sum.count - s->prev[idx].count;
-		t->sc_errors = sum.errors - s->prev[idx].errors;
+		for (int cpu = 0; cpu < ncpus; cpu++)
+			for (size_t nr = 0; nr < SC_NR_MAX; nr++)
+				sum += cpus[cpu].sc_exits[idx][nr];
+		for (size_t k = (size_t)idx * SC_NR_MAX * ncpus;
+		     k < (size_t)(idx + 1) * SC_NR_MAX * ncpus; k++)
+			failed += s->failed[k];
+		t->sc_count = sum - s->prev_count[idx];
+		t->sc_errors = failed - s->prev_failed[idx];
 		t->sc_rate = secs > 0 ? (double)t->sc_count / secs : 0;
 		t->sc_error_rate = secs > 0 ? (double)t->sc_errors / secs : 0;
 		t->sc_error_ratio = t->sc_count ? (double)t->sc_errors / (double)t->sc_count : 0;
-		s->prev[idx] = sum;
+		s->prev_count[idx] = sum;
+		s->prev_failed[idx] = failed;
 	}
 	return 0;
 }
@@ -315,11 +318,15 @@ static void read_stats(struct sc_state *s, struct obs_snapshot *snap)
 }
 
 /* Opens and closes the latency windows: the entry program costs a tracepoint dispatch on
- * every syscall, so it runs OBS_SC_LAT_WINDOW_MS out of every OBS_SC_LAT_PERIOD_MS. */
+ * every syscall of the host, so it is attached only window_ms out of every every_ms
+ * (observe.syscall_latency in the policy; a reload applies at the next window). */
 static void latency_window(struct sc_state *s, uint64_t now)
 {
+	struct safe_sc_latency cfg = obs_sc_latency(s->obs);
+
 	if (!s->enter_link) {
-		if (s->window_start_ms && now - s->window_start_ms < OBS_SC_LAT_PERIOD_MS)
+		if (cfg.every_ms <= 0 ||
+		    (s->window_start_ms && now - s->window_start_ms < (uint64_t)cfg.every_ms))
 			return;
 		s->enter_link = bpf_program__attach(s->enter);
 		if (!s->enter_link) {
@@ -329,7 +336,7 @@ static void latency_window(struct sc_state *s, uint64_t now)
 		s->window_start_ms = now;
 		return;
 	}
-	if (now - s->window_start_ms >= OBS_SC_LAT_WINDOW_MS) {
+	if (cfg.every_ms <= 0 || now - s->window_start_ms >= (uint64_t)cfg.window_ms) {
 		bpf_link__destroy(s->enter_link);
 		s->enter_link = NULL;
 	}

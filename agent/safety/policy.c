@@ -16,6 +16,7 @@
  */
 #include <ctype.h>
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
 
@@ -539,6 +540,63 @@ static const struct sch_struct fitness_schema = {
     .fields = fitness_fields,
     .nfields = ARRAY_SIZE(fitness_fields),
     .check = fitness_check,
+};
+
+/* ---- observation ---- */
+
+static int sc_latency_check(struct sch_ctx *ctx, void *obj, const struct yt_node *map)
+{
+	const struct safe_sc_latency *l = obj;
+
+	if (sch_ok(ctx, "window") && sch_ok(ctx, "every") && l->every_ms &&
+	    l->window_ms >= l->every_ms)
+		sch_error(ctx, yt_map_get(map, "window") ?: map,
+			  "window (%" PRId64 " ms) must be shorter than every (%" PRId64 " ms)",
+			  l->window_ms, l->every_ms);
+	return 0;
+}
+
+#define SCL(f) offsetof(struct safe_sc_latency, f)
+static const struct sch_field sc_latency_fields[] = {
+    {.name = "window",
+     .type = SCH_DURATION,
+     .offset = SCL(window_ms),
+     .def = "1s",
+     .min = 100,
+     .max = MS_MIN,
+     .doc = "how long the sys_enter program stays attached each time"},
+    {.name = "every",
+     .type = SCH_DURATION,
+     .offset = SCL(every_ms),
+     .def = "20s",
+     .min = 0,
+     .max = MS_HOUR,
+     .doc = "how often a window opens; 0s: never (no syscall latency, nothing on sys_enter)"},
+};
+#undef SCL
+
+static const struct sch_struct sc_latency_schema = {
+    .name = "syscall_latency",
+    .size = sizeof(struct safe_sc_latency),
+    .fields = sc_latency_fields,
+    .nfields = ARRAY_SIZE(sc_latency_fields),
+    .check = sc_latency_check,
+};
+
+static const struct sch_field observe_fields[] = {
+    {.name = "syscall_latency",
+     .type = SCH_STRUCT,
+     .offset = offsetof(struct safe_observe, sc_latency),
+     .sub = &sc_latency_schema,
+     .doc = "when syscall latency is timed: the sys_enter program costs every syscall of the "
+	    "host while attached"},
+};
+
+static const struct sch_struct observe_schema = {
+    .name = "observe",
+    .size = sizeof(struct safe_observe),
+    .fields = observe_fields,
+    .nfields = ARRAY_SIZE(observe_fields),
 };
 
 /* ---- targets ---- */
@@ -1649,6 +1707,11 @@ static const struct sch_field policy_fields[] = {
      .offset = POL(fitness),
      .sub = &fitness_schema,
      .doc = "weights of the fitness score"},
+    {.name = "observe",
+     .type = SCH_STRUCT,
+     .offset = POL(observe),
+     .sub = &observe_schema,
+     .doc = "what the observation layer measures beyond its always-on counts"},
     {.name = "targets",
      .type = SCH_STRUCT_LIST,
      .offset = POL(targets),

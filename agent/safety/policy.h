@@ -110,6 +110,17 @@ struct safe_fitness {
 	double latency, errors, throughput, cost; /* relative weights, each 0..1, sum > 0 */
 };
 
+/* Syscall latency is timed (1 in 16 syscalls) while the sys_enter program is attached:
+ * window_ms out of every every_ms; every_ms 0: never. */
+struct safe_sc_latency {
+	int64_t window_ms, every_ms;
+};
+
+/* What the observation layer does beyond its always-on counts. */
+struct safe_observe {
+	struct safe_sc_latency sc_latency;
+};
+
 struct safe_slo {
 	int64_t p99_latency_ms; /* 0: not set */
 	double error_rate;	/* fraction of calls that may fail; 0: not set */
@@ -231,6 +242,7 @@ struct safe_policy {
 	struct safe_canary canary;
 	struct safe_rollback_on rollback_on;
 	struct safe_fitness fitness;
+	struct safe_observe observe;
 	struct safe_target *targets;
 	size_t n_targets;
 	struct safe_tuning tuning;	 /* no jobs: nothing is tuned */

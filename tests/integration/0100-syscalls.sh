@@ -13,6 +13,9 @@ t_config
 cp "$W" "$T_DIR/sysfail_sleep"
 t_add_target sysfail comm sysfail
 t_add_target sleeper comm sysfail_sleep
+# Latency windows every 2 s instead of the default 20 s, so that phase 3 sees several.
+sed -i 's/^    every: 20s$/    every: 2s/' "$T_DIR/etc/policy.yaml"
+check "test policy times syscalls every 2 s" grep -q '^    every: 2s$' "$T_DIR/etc/policy.yaml"
 check "daemon starts with a target chosen by comm" t_start --tick 500
 
 # 1. Exact error count, read from the pinned map with bpftool (typed through BTF).

@@ -565,6 +565,8 @@ static void test_policy_defaults(void **state)
 	assert_true(p->fitness.errors == 0.3);
 	assert_true(p->fitness.throughput == 0.2);
 	assert_true(p->fitness.cost == 0.1);
+	assert_int_equal(p->observe.sc_latency.window_ms, 1000);
+	assert_int_equal(p->observe.sc_latency.every_ms, 20000);
 	assert_int_equal(p->n_targets, 0);
 	safe_policy_free(p);
 }
@@ -633,6 +635,8 @@ static void test_policy_good_fixture(void **state)
 	assert_true(p->rollback_on.fitness_decrease == 0.03);
 	assert_true(p->fitness.latency == 0.5);
 	assert_true(p->fitness.cost == 0);
+	assert_int_equal(p->observe.sc_latency.window_ms, 2000);
+	assert_int_equal(p->observe.sc_latency.every_ms, 60000);
 
 	assert_int_equal(p->n_targets, 3);
 	t = safe_policy_target(p, "web");
@@ -710,6 +714,18 @@ static void test_policy_errors(void **state)
 			 -EINVAL);
 	expect_errors(&e, "p.yaml:5:5: target needs at least one of unit, cgroup, comm, exe, pid",
 		      "p.yaml:4:12: duplicate target name 'a', first at line 3 column 12", NULL);
+
+	assert_int_equal(parse_policy("mode: enforce\nobserve:\n  syscall_latency:\n"
+				      "    window: 30s\n    every: 20s\n",
+				      &p, &e),
+			 -EINVAL);
+	expect_errors(&e, "p.yaml:4:13: window (30000 ms) must be shorter than every (20000 ms)",
+		      NULL);
+	assert_int_equal(
+	    parse_policy("mode: enforce\nobserve: {syscall_latency: {every: 0s}}\n", &p, &e), 0);
+	assert_int_equal(p->observe.sc_latency.every_ms, 0);
+	safe_policy_free(p);
+	p = NULL;
 
 	assert_int_equal(parse_policy("mode: [enforce\n", &p, &e), -EINVAL);
 	expect_errors(&e,
