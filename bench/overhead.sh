@@ -398,7 +398,7 @@ if [ -n "$STATS_WAS" ] && command -v bpftool >/dev/null; then
 			END { if (!NR) exit
 				m = int((NR + 1) / 2); sub(/^[^:]*:/, "", line[m])
 				printf "  %-28s %6.1f ns (%s):%s\n", label, tot[m],
-					NR > 1 ? sprintf("%.1f..%.1f", tot[1], tot[NR]) : "one run", line[m] }'
+					(NR > 1 ? sprintf("%.1f..%.1f", tot[1], tot[NR]) : "one run"), line[m] }'
 	done
 fi
 

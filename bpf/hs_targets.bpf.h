@@ -100,13 +100,14 @@ static __always_inline __u32 hs_classify(struct task_struct *task)
 	return target;
 }
 
-/* task's storage, classified for the current generation; NULL when the kernel cannot give
- * storage (out of memory): the caller then counts the event for target 0. */
+/* task's storage, classified for the current generation and the program it runs now (a
+ * new exec id: it exec'd since, even if its exec event was missed); NULL when the kernel
+ * cannot give storage (counted): the caller then classifies it with hs_classify(). */
 static __always_inline struct hs_task *hs_task_of(struct task_struct *task)
 {
+	__u32 zero = 0, exec_id = BPF_CORE_READ(task, self_exec_id);
 	struct hs_task *t;
 	struct hs_cfg *cfg;
-	__u32 zero = 0;
 
 	t = bpf_task_storage_get(&hs_tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	cfg = bpf_map_lookup_elem(&hs_cfg, &zero);
@@ -119,9 +120,10 @@ static __always_inline struct hs_task *hs_task_of(struct task_struct *task)
 	}
 	if (!cfg)
 		return 0;
-	if (t->gen != cfg->gen) {
+	if (t->gen != cfg->gen || t->exec_id != exec_id) {
 		t->target = hs_classify(task);
 		t->gen = cfg->gen;
+		t->exec_id = exec_id;
 	}
 	return t;
 }

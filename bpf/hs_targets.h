@@ -28,8 +28,10 @@
 #define HS_PAGE	       4096
 
 struct hs_task {
-	__u32 gen;	/* hs_cfg generation this classification belongs to; 0: never */
-	__u32 target;	/* 0..HS_MAX_TARGETS */
+	__u32 gen;     /* hs_cfg generation this classification belongs to; 0: never */
+	__u32 target;  /* 0..HS_MAX_TARGETS */
+	__u32 exec_id; /* the task's self_exec_id (low 32 bits) when it was classified */
+	__u32 pad;
 	__u64 sc_start; /* syscalls: entry time of a sampled syscall in flight, 0 if none */
 	__u64 wakeup;	/* runqlat: when the task was woken, 0 if not runnable-waiting */
 };

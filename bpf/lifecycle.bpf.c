@@ -29,23 +29,23 @@ static __always_inline struct lifecycle_counts *counts(__u32 target)
 SEC("raw_tp/sched_process_exec")
 int BPF_PROG(lc_exec)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, target;
 	struct lifecycle_counts *c;
 	struct hs_cpu *cpu;
 	struct hs_task *t;
 
-	/* A new program: whatever made the old one a member no longer holds. */
+	/* A new program: whatever made the old one a member no longer holds. Its exec id is
+	 * new, so hs_current() classifies it again. */
 	bpf_map_delete_elem(&hs_proc_target, &tgid);
-	t = bpf_task_storage_get(&hs_tasks, bpf_get_current_task_btf(), 0, 0);
-	if (t)
-		t->gen = 0;
 	t = hs_current();
-	c = counts(t ? t->target : 0);
+	/* no storage (counted): classified anyway, never charged to the rest */
+	target = t ? t->target : hs_classify(bpf_get_current_task_btf());
+	c = counts(target);
 	if (c)
 		c->execs++;
 	cpu = hs_this_cpu();
-	if (cpu) /* no storage (counted): classified anyway, never charged to the rest */
-		cpu->target = t ? t->target : hs_classify(bpf_get_current_task_btf());
+	if (cpu)
+		cpu->target = target;
 	return 0;
 }
 
