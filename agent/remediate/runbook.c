@@ -458,6 +458,10 @@ static int condition_check(struct sch_ctx *ctx, void *obj, const struct yt_node 
 	const struct obs_signal_desc *d;
 	char names[512];
 
+	const struct yt_node *window = yt_map_get(map, "window") ?: map;
+
+	if (window)
+		c->window_pos = (struct heal_pos){window->line, window->col};
 	if (errno_node)
 		errnos_convert(ctx, c, errno_node);
 	if (c->syscall && sch_ok(ctx, "syscall") &&
@@ -1188,6 +1192,33 @@ static bool list_has(char **list, size_t n, const char *s)
 	return false;
 }
 
+/* A syscall_latency condition sees latency only from the policy's windows
+ * (observe.syscall_latency): its own window must hold one. */
+static void check_latency_conditions(const struct heal_runbook *rb, const struct heal_condition *c,
+				     size_t n, const struct safe_policy *pol,
+				     struct hs_errors *errs)
+{
+	const struct safe_sc_latency *l = &pol->observe.sc_latency;
+	char w[32], lw[32], le[32];
+
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].desc || strcmp(c[i].desc->name, "syscall_latency"))
+			continue;
+		if (l->every_ms <= 0)
+			rb_error(errs, rb, &c[i].window_pos,
+				 "signal 'syscall_latency' is never measured: the policy turns "
+				 "syscall latency off (observe.syscall_latency.every: 0s)");
+		else if (c[i].window_ms < l->every_ms)
+			rb_error(errs, rb, &c[i].window_pos,
+				 "a window of %s on 'syscall_latency' would often hold no latency "
+				 "sample: the policy times syscalls %s out of every %s "
+				 "(observe.syscall_latency); use a window of at least %s",
+				 sch_format_duration(c[i].window_ms, w, sizeof(w)),
+				 sch_format_duration(l->window_ms, lw, sizeof(lw)),
+				 sch_format_duration(l->every_ms, le, sizeof(le)), le);
+	}
+}
+
 static void check_runbook(const struct heal_runbook *rb, const struct safe_policy *pol,
 			  struct hs_errors *errs)
 {
@@ -1202,6 +1233,9 @@ static void check_runbook(const struct heal_runbook *rb, const struct safe_polic
 			rb_error(errs, rb, &a->target_pos, "unknown target '%s'; %s", a->target,
 				 policy_names(pol, true, buf, sizeof(buf)));
 	}
+	check_latency_conditions(rb, rb->detect.when, rb->detect.n_when, pol, errs);
+	check_latency_conditions(rb, rb->detect.clear, rb->detect.n_clear, pol, errs);
+	check_latency_conditions(rb, rb->verify.when, rb->verify.n_when, pol, errs);
 	comm = a->comm ? a->comm : t ? t->comm : NULL;
 	unit = a->unit ? a->unit : t ? t->unit : NULL;
 	for (size_t i = 0; i < rb->n_remediate; i++) {

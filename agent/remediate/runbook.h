@@ -56,6 +56,7 @@ struct heal_condition {
 	/* In the signal's unit (enum obs_unit): events (per second for rate), milliseconds,
 	 * bytes or a fraction; per second for slope. */
 	double threshold;
+	struct heal_pos window_pos; /* of 'window', or of the condition when it is left out */
 };
 
 struct heal_detect {

@@ -770,7 +770,7 @@ static void test_runbook_fixture(void **state)
 	assert_true(c->threshold == 0.9);
 	c = &rb.detect.when[2];
 	assert_string_equal(c->syscall, "read");
-	assert_int_equal(c->window_ms, 10000);
+	assert_int_equal(c->window_ms, 120000);
 	assert_int_equal(c->op, HEAL_OP_LT);
 	assert_true(c->threshold == 1000.0);
 	assert_int_equal(rb.detect.for_ms, 20000);
@@ -800,7 +800,7 @@ static void test_runbook_fixture(void **state)
 	assert_int_equal(s[6].action, HEAL_ACT_RESTART);
 	assert_int_equal(s[6].params.restart.grace_ms, 10000);
 	assert_string_equal(s[6].class_name, "approve-default");
-	assert_int_equal(s[6].class_pos.line, 50);
+	assert_int_equal(s[6].class_pos.line, 51);
 	assert_int_equal(s[6].class_pos.col, 12);
 	assert_int_equal(s[7].action, HEAL_ACT_ALERT);
 	assert_null(s[7].params.alert.message);
@@ -897,6 +897,62 @@ static void test_runbook_errors(void **state)
 	    "'reboot'",
 	    "r.yaml:7:49: 'value' must be between -20 and 19, not '-21'",
 	    "r.yaml:8:9: missing required key 'when'", NULL);
+}
+
+/* A syscall_latency condition must see the policy's latency windows. */
+static void test_runbooks_latency_windows(void **state)
+{
+	static const char rb[] =
+	    "name: slow\ndetect:\n  when:\n"
+	    "    - {signal: syscall_latency, aggregation: p99, window: 1m, op: '>', threshold: "
+	    "1s}\n"
+	    "remediate:\n  - {action: alert, class: auto}\n"
+	    "verify:\n  when:\n    - {signal: exits, aggregation: rate, op: '==', threshold: 0}\n";
+	struct hs_errors e = {0};
+	struct heal_runbooks *rbs = NULL;
+	struct safe_policy *p = NULL;
+	char dir[128], expect[1024];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/rbl", tmpdir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	write_file("rbl/a.yaml", rb, 0644);
+	assert_int_equal(heal_runbooks_load(dir, getuid(), &rbs, &e), 0);
+
+	/* The default schedule (every 20s): a 1m window holds three. */
+	assert_int_equal(
+	    parse_policy("mode: enforce\naction_classes: [{name: auto, approval: none}]\n", &p, &e),
+	    0);
+	assert_int_equal(heal_runbooks_check_policy(rbs, p, &e), 0);
+	safe_policy_free(p);
+
+	assert_int_equal(
+	    parse_policy("mode: enforce\naction_classes: [{name: auto, approval: none}]\n"
+			 "observe: {syscall_latency: {every: 0s}}\n",
+			 &p, &e),
+	    0);
+	assert_int_equal(heal_runbooks_check_policy(rbs, p, &e), -EINVAL);
+	snprintf(expect, sizeof(expect),
+		 "%s/a.yaml:4:59: signal 'syscall_latency' is never measured: the policy turns "
+		 "syscall latency off (observe.syscall_latency.every: 0s)",
+		 dir);
+	expect_errors(&e, expect, NULL);
+	safe_policy_free(p);
+
+	assert_int_equal(
+	    parse_policy("mode: enforce\naction_classes: [{name: auto, approval: none}]\n"
+			 "observe: {syscall_latency: {every: 5m}}\n",
+			 &p, &e),
+	    0);
+	assert_int_equal(heal_runbooks_check_policy(rbs, p, &e), -EINVAL);
+	snprintf(expect, sizeof(expect),
+		 "%s/a.yaml:4:59: a window of 1m on 'syscall_latency' would often hold no latency "
+		 "sample: the policy times syscalls 1s out of every 5m (observe.syscall_latency); "
+		 "use a window of at least 5m",
+		 dir);
+	expect_errors(&e, expect, NULL);
+	safe_policy_free(p);
+	heal_runbooks_free(rbs);
 }
 
 static void test_runbooks_dir_and_policy(void **state)
@@ -1029,6 +1085,7 @@ int main(void)
 	    cmocka_unit_test(test_runbook_fixture),
 	    cmocka_unit_test(test_runbook_fd_exhaustion),
 	    cmocka_unit_test(test_runbook_errors),
+	    cmocka_unit_test(test_runbooks_latency_windows),
 	    cmocka_unit_test(test_runbooks_dir_and_policy),
 	    cmocka_unit_test(test_garbage),
 	};
