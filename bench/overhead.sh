@@ -39,6 +39,7 @@
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
 
 BUILD=${HS_BUILD:-build}
 ROUNDS=${BENCH_ROUNDS:-15}
@@ -81,8 +82,8 @@ STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo '')
 # The daemon's policies: the default one with its latency windows off (the always-on cost) and
 # with one window that stays open (the cost while one is open). W/E: the default schedule.
 POLICY=policies/default.yaml
-LAT_WINDOW=$(awk '/^  syscall_latency:/ { s = 1; next } s && /^    window:/ { print $2; exit }' "$POLICY")
-LAT_EVERY=$(awk '/^  syscall_latency:/ { s = 1; next } s && /^    every:/ { print $2; exit }' "$POLICY")
+LAT_WINDOW=$(bench_latency_key "$POLICY" window)
+LAT_EVERY=$(bench_latency_key "$POLICY" every)
 seconds() { # a policy duration (500ms, 1s, 2m) in seconds
 	awk -v d="$1" 'BEGIN { n = d + 0; u = d; sub(/^[0-9.]+/, "", u)
 		print (u == "ms" ? n / 1000 : u == "s" ? n : u == "m" ? n * 60 : u == "h" ? n * 3600 : -1) }'
@@ -90,16 +91,7 @@ seconds() { # a policy duration (500ms, 1s, 2m) in seconds
 DUTY=$(awk -v w="$(seconds "${LAT_WINDOW:-1s}")" -v e="$(seconds "${LAT_EVERY:-20s}")" \
 	'BEGIN { print (e > 0 && w > 0 ? w / e : 0) }')
 
-# stop PID SIGNAL: signals PID, waits up to 5 s for it to exit, then kills it.
-stop() {
-	local pid=$1 sig=$2 i
-	[ -n "$pid" ] || return 0
-	kill -"$sig" "$pid" 2>/dev/null
-	for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
+stop() { bench_stop "$@"; }
 
 cleanup() {
 	trap - EXIT INT TERM
@@ -135,10 +127,7 @@ start_floorexit() {
 stop_floorexit() { stop_floor; }
 
 # bench_policy NAME WINDOW EVERY: the default policy with that latency schedule, as $TMP/NAME.
-bench_policy() {
-	sed -E "/^  syscall_latency:/,/^[^ ]/{s/^(    window:).*/\1 $2/; s/^(    every:).*/\1 $3/}" \
-		"$POLICY" >"$TMP/$1.yaml" && chmod 0644 "$TMP/$1.yaml"
-}
+bench_policy() { bench_latency_policy "$POLICY" "$2" "$3" "$TMP/$1.yaml"; }
 
 # start_daemon POLICY: starts homeostatd, returns once it answered and ticked once.
 start_daemon() {

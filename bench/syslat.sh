@@ -15,6 +15,7 @@
 # Environment: HS_BUILD (default build), BENCH_SYSLAT_SECONDS (workload length, default 60).
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
 
 BUILD=${HS_BUILD:-build}
 SECONDS_RUN=${BENCH_SYSLAT_SECONDS:-60}
@@ -38,15 +39,7 @@ chmod 0755 "$TMP"
 PIN=/sys/fs/bpf/homeostat-syslat-$$
 DAEMON_PID='' WORK_PID=''
 
-stop() { # PID: TERM, then KILL after 5 s
-	local i
-	[ -n "$1" ] || return 0
-	kill -TERM "$1" 2>/dev/null
-	for i in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-	return 0
-}
+stop() { bench_stop "$1" TERM; }
 cleanup() {
 	trap - EXIT INT TERM
 	stop "$WORK_PID"
@@ -62,9 +55,8 @@ cp "$MIX" "$TMP/sysfail_mix"
 
 # policy WINDOW EVERY: the default policy with that schedule and a target for the workload.
 policy() {
-	sed -E "/^  syscall_latency:/,/^[^ ]/{s/^(    window:).*/\1 $1/; s/^(    every:).*/\1 $2/}
-		s/^targets:\$/targets:\n  - name: mix\n    comm: sysfail_mix/" policies/default.yaml \
-		>"$TMP/policy.yaml" && chmod 0644 "$TMP/policy.yaml"
+	bench_latency_policy policies/default.yaml "$1" "$2" "$TMP/policy.yaml" \
+		's/^targets:$/targets:\n  - name: mix\n    comm: sysfail_mix/'
 }
 
 # measure WINDOW EVERY: one run; prints the truth, the reported quantiles and their errors.
@@ -109,7 +101,7 @@ EOF
 
 echo "sampled syscall latency against the truth (build/workloads/sysfail mix: 40% getppid," \
 	"30% 50 us, 25% 500 us, 5% 5 ms nanosleeps; 1 in 16 syscalls timed in each window)"
-win=$(awk '/^  syscall_latency:/ { s = 1; next } s && /^    window:/ { print $2; exit }' policies/default.yaml)
-every=$(awk '/^  syscall_latency:/ { s = 1; next } s && /^    every:/ { print $2; exit }' policies/default.yaml)
+win=$(bench_latency_key policies/default.yaml window)
+every=$(bench_latency_key policies/default.yaml every)
 measure "${win:-1s}" "${every:-20s}"
 measure 1s 2s
