@@ -82,7 +82,7 @@ measure() {
 	stop "$DAEMON_PID"
 	DAEMON_PID=
 	rm -rf "$PIN"
-	python3 - "$1" "$2" "$SECONDS_RUN" "$(cat "$TMP/truth")" "$row" <<'EOF'
+	python3 - "$1" "$2" "$SECONDS_RUN" "$(grep "^truth " "$TMP/truth")" "$row" <<'EOF'
 import json, math, sys
 window, every, secs, truth, row = sys.argv[1:6]
 t = dict(zip(truth.split()[1::2], truth.split()[2::2]))
