@@ -220,7 +220,7 @@ echo "homeostatd collectors: $HSD_COLLECTORS"
 echo "homeostatd latency windows ($POLICY): ${LAT_WINDOW:-?} every ${LAT_EVERY:-?}, a duty of $DUTY"
 echo "sysloop: $CALLS getppid() calls a run (~$RUN_SECONDS s), pinned to CPU $CPU of $(nproc);" \
 	"$ROUNDS rounds"
-echo "per round, ns/call wall clock (thread CPU time); a round's baseline is the median of its baseline runs:"
+echo "per round, ns/call wall clock (thread CPU time); a configuration's baseline is the mean of the baseline runs before and after it:"
 
 RES=$TMP/results # lines: round position config wall_ns cpu_ns
 : >"$RES"
