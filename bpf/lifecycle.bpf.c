@@ -34,12 +34,16 @@ int BPF_PROG(lc_exec)
 	struct hs_cpu *cpu;
 	struct hs_task *t;
 
-	/* A new program: whatever made the old one a member no longer holds. Its exec id is
-	 * new, so hs_current() classifies it again. */
+	/* A new program: whatever made the old one a member no longer holds, so its entry
+	 * goes and it is classified again here, which remembers a match in hs_proc_target.
+	 * Its storage may have been classified already, by a context switch between the exec
+	 * id's change and this event (the exec id is no longer new then): it gets the same
+	 * answer. No storage (counted): classified anyway, never charged to the rest. */
 	bpf_map_delete_elem(&hs_proc_target, &tgid);
+	target = hs_classify(bpf_get_current_task_btf());
 	t = hs_current();
-	/* no storage (counted): classified anyway, never charged to the rest */
-	target = t ? t->target : hs_classify(bpf_get_current_task_btf());
+	if (t)
+		t->target = target;
 	c = counts(target);
 	if (c)
 		c->execs++;

@@ -48,6 +48,11 @@ t_cleanup() {
 trap t_cleanup EXIT
 
 t_done() {
+	# On failure, what the daemon said last: the test directory is gone afterwards.
+	if [ "$T_FAILED" -gt 0 ] && [ -s "$T_LOG" ]; then
+		echo "daemon log, last 30 lines:"
+		tail -n 30 "$T_LOG" | sed 's/^/  /'
+	fi
 	echo "$T_PASSED passed, $T_FAILED failed"
 	[ "$T_FAILED" -eq 0 ]
 	exit $?
