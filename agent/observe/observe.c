@@ -422,10 +422,8 @@ int obs_finish_object(struct obs *obs, struct bpf_object *obj, struct bpf_object
 static void set_policy(struct obs *obs, const struct safe_policy *policy)
 {
 	obs->policy = policy;
-	if (policy)
-		obs->sc_latency = policy->observe.sc_latency;
-	else
-		obs->sc_latency = (struct safe_sc_latency){.window_ms = 1000, .every_ms = 20000};
+	/* The schema gives the defaults; without a policy, no latency windows. */
+	obs->sc_latency = policy ? policy->observe.sc_latency : (struct safe_sc_latency){0};
 }
 
 struct safe_sc_latency obs_sc_latency(const struct obs *obs)

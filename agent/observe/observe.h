@@ -155,7 +155,7 @@ int obs_adopt_maps(struct obs *obs, struct bpf_object *obj);
 /* hs_cpu, every CPU's entry, mapped read-only: NULL until a collector created it. *ncpus is
  * the number of entries. */
 const struct hs_cpu *obs_cpus(const struct obs *obs, int *ncpus);
-/* The policy's syscall latency windows (the defaults without a policy). */
+/* The policy's syscall latency windows (every_ms 0, none, without a policy). */
 struct safe_sc_latency obs_sc_latency(const struct obs *obs);
 
 /* A map or a program of an object, by its name there, and the name of its pin. */
